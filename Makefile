@@ -1,0 +1,77 @@
+# Build, test and demo for ngx_http_acme_module.
+#   make            build build/ngx_http_acme_module.so against Debian's nginx-dev
+#                   (or NGINX_SRC=<nginx source tree>)
+#   make install    copy the module into nginx's modules directory
+#   make test       install what is missing, then unit and integration tests
+#   make demo       local Pebble + nginx: watch a certificate being issued
+#   make bench      time-to-certificate and handshake figures (not a test)
+
+NGINX_SRC   ?= /usr/share/nginx/src
+BUILD       ?= $(CURDIR)/build
+MODULE      := $(BUILD)/ngx_http_acme_module.so
+MODULES_DIR ?= /usr/lib/nginx/modules
+DEPS        := $(CURDIR)/.deps
+
+ENGINE_SRCS := $(wildcard src/acme/*.cpp)
+ENGINE_HDRS := $(wildcard src/acme/*.h)
+GLUE_SRCS   := $(wildcard src/ngx/*.cpp)
+GLUE_HDRS   := $(wildcard src/ngx/*.h)
+UNIT_SRCS   := $(wildcard t/unit/*.cpp)
+
+CXX         ?= g++
+UNIT_FLAGS  := -std=c++17 -g -O1 -Wall -Wextra -Werror -Isrc -pthread
+UNIT_LIBS   := -lgtest -lgtest_main -lcurl -ljansson -lssl -lcrypto -lresolv -pthread
+
+.PHONY: all install deps unit integration test demo bench clean format format-check
+
+all: $(MODULE)
+
+# nginx's configure writes a Makefile into its current directory, so it runs
+# in a private copy of the nginx source tree.
+$(BUILD)/objs/Makefile: config
+	@test -d $(NGINX_SRC) || { echo "no nginx sources at $(NGINX_SRC): run 'make deps' or set NGINX_SRC"; exit 1; }
+	rm -rf $(BUILD)/nginx && mkdir -p $(BUILD) && cp -a $(NGINX_SRC) $(BUILD)/nginx
+	cd $(BUILD)/nginx && if [ -f conf_flags ]; then \
+	    . ./conf_flags && ./configure "$${NGX_CONF_FLAGS[@]}" --add-dynamic-module=$(CURDIR) --builddir=$(BUILD)/objs; \
+	  else \
+	    ./configure --with-compat --with-http_ssl_module --with-threads --add-dynamic-module=$(CURDIR) --builddir=$(BUILD)/objs; \
+	  fi >$(BUILD)/configure.log 2>&1 || { tail -30 $(BUILD)/configure.log; exit 1; }
+
+$(MODULE): $(BUILD)/objs/Makefile $(ENGINE_SRCS) $(ENGINE_HDRS) $(GLUE_SRCS) $(GLUE_HDRS) src/ngx/exports.map
+	$(MAKE) -C $(BUILD)/nginx -f $(BUILD)/objs/Makefile modules
+	cp $(BUILD)/objs/ngx_http_acme_module.so $(MODULE)
+
+install: $(MODULE)
+	install -m 0644 $(MODULE) $(MODULES_DIR)/ngx_http_acme_module.so
+
+deps:
+	@bash scripts/setup-deps.sh
+
+$(BUILD)/unit-tests: $(ENGINE_SRCS) $(ENGINE_HDRS) $(UNIT_SRCS)
+	@mkdir -p $(BUILD)
+	$(CXX) $(UNIT_FLAGS) -o $@ $(ENGINE_SRCS) $(UNIT_SRCS) $(UNIT_LIBS)
+
+unit: $(BUILD)/unit-tests
+	$(BUILD)/unit-tests
+
+integration: $(MODULE)
+	ACME_MODULE=$(MODULE) PEBBLE_DIR=$(DEPS)/pebble prove -j2 -I t/lib t/
+
+test: deps
+	$(MAKE) unit
+	$(MAKE) integration
+
+demo: deps $(MODULE)
+	ACME_MODULE=$(MODULE) PEBBLE_DIR=$(DEPS)/pebble perl -I t/lib scripts/demo.pl
+
+bench: deps $(MODULE)
+	ACME_MODULE=$(MODULE) PEBBLE_DIR=$(DEPS)/pebble perl -I t/lib scripts/bench.pl
+
+format:
+	clang-format -i $(ENGINE_SRCS) $(ENGINE_HDRS) $(GLUE_SRCS) $(GLUE_HDRS) $(UNIT_SRCS)
+
+format-check:
+	clang-format --dry-run --Werror $(ENGINE_SRCS) $(ENGINE_HDRS) $(GLUE_SRCS) $(GLUE_HDRS) $(UNIT_SRCS)
+
+clean:
+	rm -rf $(BUILD)

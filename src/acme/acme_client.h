@@ -1,0 +1,134 @@
+// RFC 8555 protocol client. An AcmeSession holds what one issuer's orders
+// share (directory, account key and URL, nonce pool) and is thread-safe; an
+// AcmeClient binds a session to one HttpClient and is used by one thread.
+#pragma once
+
+#include <chrono>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "crypto.h"
+#include "http.h"
+#include "identifier.h"
+#include "problem.h"
+
+namespace acme {
+
+struct Directory {
+    std::string new_nonce, new_account, new_order, revoke_cert, key_change;
+    std::string renewal_info;      // RFC 9773; empty when not offered
+    std::string terms_of_service;  // meta.termsOfService
+    bool external_account_required = false;
+    std::vector<std::string> profiles;  // names in meta.profiles
+};
+
+struct Challenge {
+    std::string type;   // "http-01", "tls-alpn-01", "dns-01"
+    std::string url;
+    std::string token;
+    std::string status;
+    std::optional<Problem> error;
+};
+
+struct Authorization {
+    std::string url;
+    Identifier identifier;
+    std::string status;  // pending, valid, invalid, deactivated, expired, revoked
+    bool wildcard = false;
+    std::vector<Challenge> challenges;
+    std::optional<std::chrono::seconds> retry_after;
+
+    const Challenge* find(std::string_view type) const;
+    // The first problem found in a challenge, for error messages.
+    std::optional<Problem> first_error() const;
+};
+
+struct Order {
+    std::string url;
+    std::string status;  // pending, ready, processing, valid, invalid
+    std::vector<Identifier> identifiers;
+    std::vector<std::string> authorizations;
+    std::string finalize;
+    std::string certificate;
+    std::optional<Problem> error;
+    std::optional<std::chrono::seconds> retry_after;
+};
+
+struct AccountSettings {
+    std::vector<std::string> contacts;  // full URIs, e.g. "mailto:admin@example.test"
+    bool accept_terms = false;
+};
+
+class AcmeSession {
+public:
+    AcmeSession(std::string directory_url, PrivateKey account_key, std::string user_agent);
+
+    const std::string& directory_url() const { return directory_url_; }
+    const PrivateKey& account_key() const { return account_key_; }
+    std::string user_agent() const { return user_agent_; }
+
+    // Filled by AcmeClient; guarded internally.
+    std::optional<Directory> directory() const;
+    void set_directory(Directory d);
+    std::string account_url() const;  // the JWS "kid"; empty before registration
+    void set_account_url(std::string url);
+
+    std::optional<std::string> take_nonce();
+    void put_nonce(std::string nonce);
+
+    // Serialises account registration across threads.
+    std::mutex& registration_mutex() { return registration_mutex_; }
+
+private:
+    const std::string directory_url_;
+    const PrivateKey account_key_;
+    const std::string user_agent_;
+    mutable std::mutex mutex_;
+    std::optional<Directory> directory_;
+    std::string account_url_;
+    std::vector<std::string> nonces_;
+    std::mutex registration_mutex_;
+};
+
+class AcmeClient {
+public:
+    AcmeClient(HttpClient& http, AcmeSession& session) : http_(http), session_(session) {}
+
+    // GET the directory (following redirects) unless the session has it.
+    const Directory& directory();
+
+    // newAccount: creates the account or finds the existing one for the key
+    // (RFC 8555 7.3 / 7.3.1); stores the URL in the session and returns it.
+    // Throws CaError (e.g. userActionRequired when terms are not accepted).
+    std::string ensure_account(const AccountSettings& settings);
+
+    Order new_order(const std::vector<Identifier>& identifiers);
+    Order get_order(const std::string& url);
+    Authorization get_authorization(const std::string& url);
+    // Tells the CA to validate (POST {} to the challenge URL).
+    Challenge respond(const Challenge& challenge);
+    // POST {"csr": base64url(der)} to the order's finalize URL.
+    Order finalize(const Order& order, const std::string& csr_der);
+    // POST-as-GET of the certificate URL; returns the PEM chain (leaf first).
+    std::string download_certificate(const std::string& url);
+
+    // Signed POST with nonce handling: takes a nonce from the pool (or HEAD
+    // newNonce), keeps every Replay-Nonce, retries badNonce a few times with
+    // the fresh nonce. Throws CaError for status >= 400 with the problem and
+    // Retry-After. payload "" means POST-as-GET. use_jwk signs with the JWK
+    // instead of the kid (newAccount).
+    HttpResponse post(const std::string& url, const std::string& payload, bool use_jwk = false);
+
+private:
+    std::string fresh_nonce();
+    HttpClient& http_;
+    AcmeSession& session_;
+    Directory directory_cache_;
+};
+
+// key authorization = token "." thumbprint (RFC 8555 section 8.1)
+std::string key_authorization(const std::string& token, const PrivateKey& account_key);
+
+}  // namespace acme

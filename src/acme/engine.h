@@ -1,0 +1,67 @@
+// The ACME engine: keeps every configured certificate issued and current.
+// It runs in its own thread (in nginx's helper process), talks to the CA over
+// HTTP, writes the store, and tells workers through a ChallengeBoard. It
+// never calls nginx.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "crypto.h"
+#include "identifier.h"
+#include "log.h"
+#include "shared_state.h"
+
+namespace acme {
+
+struct IssuerConfig {
+    std::string name;
+    std::string directory_url;
+    std::vector<std::string> contacts;  // full URIs ("mailto:...")
+    bool accept_terms = false;
+    // "ecdsa:256" (etc.) to generate account.key in the store when missing,
+    // or the path of a PEM key file to use as it is.
+    std::string account_key = "ecdsa:256";
+    std::vector<std::string> challenges{"http-01"};  // in order of preference
+    std::string state_path;
+    std::string ca_file;  // empty: system bundle
+    bool verify = true;
+    std::vector<std::string> resolvers;  // from nginx's `resolver`; empty: system
+};
+
+struct CertificateConfig {
+    std::string issuer;  // IssuerConfig::name
+    std::vector<Identifier> identifiers;  // as configured, first one names the files
+    KeyType key_type = KeyType::ecdsa256;
+
+    std::string basename() const;  // certificate_basename(identifiers, key_type)
+};
+
+struct EngineConfig {
+    std::vector<IssuerConfig> issuers;
+    std::vector<CertificateConfig> certificates;  // unique by (issuer, basename)
+    int max_concurrent_orders = 16;
+    std::string user_agent;  // "ngx_http_acme_module/<version> nginx/<version>"
+};
+
+class Engine {
+public:
+    Engine(EngineConfig config, ChallengeBoard& board, Logger& log);
+    ~Engine();  // stop() and join
+    Engine(const Engine&) = delete;
+    Engine& operator=(const Engine&) = delete;
+
+    // Starts the engine thread (signals blocked in it) and returns at once.
+    void start();
+    // Asks the thread to stop and waits for it; in-flight HTTP requests are
+    // abandoned at their next check.
+    void stop();
+    bool running() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace acme

@@ -1,0 +1,64 @@
+// The shared-memory area through which the engine talks to nginx workers:
+// pending http-01 answers and a generation counter per certificate. Plain
+// memory with a spin lock made of atomics, so it works across processes and
+// from the engine thread; nothing here calls nginx.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace acme {
+
+// What the engine needs from whoever serves challenges and certificates.
+class ChallengeBoard {
+public:
+    virtual ~ChallengeBoard() = default;
+    // False when there is no room left.
+    virtual bool publish_http01(std::string_view token, std::string_view key_authorization) = 0;
+    virtual void withdraw_http01(std::string_view token) = 0;
+    // A new certificate for this store basename has been written.
+    virtual void certificate_updated(std::string_view cert_id) = 0;
+};
+
+class SharedState : public ChallengeBoard {
+public:
+    static constexpr std::size_t max_token = 128;
+    static constexpr std::size_t max_key_authorization = 256;
+    static constexpr std::size_t max_cert_id = 256;
+    static constexpr std::size_t default_size = 2 * 1024 * 1024;
+    // Smallest usable area (header plus a few slots of each kind).
+    static std::size_t min_size();
+    // Slots that fit in `size` bytes: half the space for challenges, half for certificates.
+    static std::size_t challenge_slots(std::size_t size);
+    static std::size_t certificate_slots(std::size_t size);
+
+    // Attaches to memory of `size` bytes (shared between processes).
+    SharedState(void* base, std::size_t size);
+
+    // Lays out an empty area (the master does this once per new zone).
+    void format();
+    // True if the area was formatted with this layout and size.
+    bool formatted() const;
+
+    bool publish_http01(std::string_view token, std::string_view key_authorization) override;
+    void withdraw_http01(std::string_view token) override;
+    std::optional<std::string> find_http01(std::string_view token) const;
+
+    void certificate_updated(std::string_view cert_id) override;
+    // 0 for a certificate never updated since the zone was created.
+    std::uint64_t generation(std::string_view cert_id) const;
+    // Bumped by every certificate_updated(): one cheap load tells a worker
+    // whether anything changed at all.
+    std::uint64_t global_generation() const;
+
+private:
+    struct Header;
+    Header* header() const;
+    void* base_;
+    std::size_t size_;
+};
+
+}  // namespace acme

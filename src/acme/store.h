@@ -1,0 +1,56 @@
+// The state directory of one issuer: account and certificate files, written
+// atomically (temp file, fsync, rename, fsync directory), so a reader or a
+// crash never sees half a file.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "crypto.h"
+#include "identifier.h"
+
+namespace acme {
+
+namespace store_files {
+inline constexpr const char* account_key = "account.key";
+inline constexpr const char* account_json = "account.json";
+inline constexpr const char* lock = ".lock";
+inline constexpr const char* cert_suffix = ".crt";
+inline constexpr const char* key_suffix = ".key";
+inline constexpr const char* json_suffix = ".json";
+}  // namespace store_files
+
+class Store {
+public:
+    explicit Store(std::string dir);
+    ~Store();
+    Store(const Store&) = delete;
+    Store& operator=(const Store&) = delete;
+
+    const std::string& dir() const { return dir_; }
+    std::string path(std::string_view name) const;
+
+    // nullopt when the file does not exist; throws acme::Error on other errors.
+    std::optional<std::string> read(std::string_view name) const;
+    // Atomic replace with the given mode. Throws acme::Error.
+    void write(std::string_view name, std::string_view content, mode_t mode = 0644);
+
+    // Exclusive, non-blocking flock on <dir>/.lock, held until destruction.
+    // False when another process (engine) holds it.
+    bool try_lock();
+
+private:
+    std::string dir_;
+    int lock_fd_ = -1;
+};
+
+// "<first identifier>-<8 hex digits of SHA-256 over the sorted identifiers
+// and the key type>", e.g. "example.test-1a2b3c4d"; '*' becomes '_'.
+// The store keeps <base>.crt, <base>.key and <base>.json.
+std::string certificate_basename(const std::vector<Identifier>& ids, KeyType key_type);
+
+}  // namespace acme
