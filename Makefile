@@ -6,6 +6,7 @@
 #   make demo       local Pebble + nginx: watch a certificate being issued
 #   make bench      time-to-certificate and handshake figures (not a test)
 
+SHELL       := /bin/bash
 NGINX_SRC   ?= /usr/share/nginx/src
 BUILD       ?= $(CURDIR)/build
 MODULE      := $(BUILD)/ngx_http_acme_module.so

@@ -1,0 +1,102 @@
+// Shared declarations of the nginx glue: the nginx headers (C linkage), the
+// module's configuration structures and the functions the glue files share.
+#pragma once
+
+extern "C" {
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+}
+
+#include <string>
+
+#include "acme/crypto.h"
+#include "acme/shared_state.h"
+
+#define NGX_HTTP_ACME_VERSION "0.1.0"
+
+#ifndef NGX_HTTP_ACME_STATE_PREFIX
+#define NGX_HTTP_ACME_STATE_PREFIX "/var/lib/nginx/acme"
+#endif
+
+#define NGX_HTTP_ACME_KEY_TYPES 5  // acme::KeyType values
+
+extern "C" ngx_module_t ngx_http_acme_module;
+
+// One acme_issuer block.
+struct ngx_http_acme_issuer_t {
+    ngx_str_t name;
+    ngx_str_t uri;
+    ngx_array_t contacts;  // ngx_str_t, with a scheme
+    ngx_flag_t accept_tos;
+    ngx_str_t account_key;  // "ecdsa:256"-style spec or an absolute file name
+    ngx_array_t challenges;  // ngx_str_t, canonical names ("http-01")
+    ngx_str_t state_path;    // absolute, NUL-terminated
+    ngx_str_t ssl_trusted_certificate;  // absolute or empty
+    ngx_flag_t ssl_verify;
+    ngx_uint_t used;  // referenced by some acme_certificate
+    u_char *file;
+    ngx_uint_t line;
+};
+
+// One acme_certificate directive.
+struct ngx_http_acme_cert_t {
+    ngx_str_t issuer_name;
+    ngx_http_acme_issuer_t *issuer;  // resolved in postconfiguration
+    ngx_array_t identifiers;  // ngx_str_t, normalised; filled from server_name when not given
+    ngx_uint_t explicit_identifiers;
+    acme::KeyType key_type;
+    ngx_str_t basename;  // store file base name, set at merge
+    u_char *file;
+    ngx_uint_t line;
+};
+
+// A stored certificate as served by this process: every SSL_CTX using it,
+// and what was last installed, for the hot swap.
+struct ngx_http_acme_served_t {
+    ngx_str_t crt_path;  // NUL-terminated
+    ngx_str_t key_path;
+    ngx_str_t basename;
+    ngx_array_t ctxs;  // SSL_CTX *
+    uint64_t generation;  // shared-zone generation last seen
+    time_t mtime;  // of crt_path when installed (0: fallback in use)
+    ino_t inode;
+};
+
+struct ngx_http_acme_main_conf_t {
+    ngx_array_t issuers;  // ngx_http_acme_issuer_t *
+    ngx_array_t certs;    // ngx_http_acme_cert_t *
+    ngx_array_t served;   // ngx_http_acme_served_t
+    ngx_shm_zone_t *zone;
+    ngx_str_t zone_name;
+    size_t zone_size;
+    ngx_array_t resolvers;  // ngx_str_t "ip:port" from the http block's resolver
+    ngx_str_t fallback_cert[NGX_HTTP_ACME_KEY_TYPES];  // "data:" PEM, made on demand
+    ngx_str_t fallback_key[NGX_HTTP_ACME_KEY_TYPES];
+};
+
+struct ngx_http_acme_srv_conf_t {
+    ngx_array_t *certs;  // ngx_http_acme_cert_t *
+};
+
+// ngx_http_acme_ssl.cpp
+char *ngx_http_acme_add_fallback(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
+                                 acme::KeyType type);
+ngx_int_t ngx_http_acme_serve(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
+                              ngx_http_acme_cert_t *cert, ngx_str_t *state_path, SSL_CTX *ctx);
+ngx_int_t ngx_http_acme_init_swap(ngx_cycle_t *cycle);
+
+// ngx_http_acme_zone.cpp
+ngx_int_t ngx_http_acme_add_zone(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf);
+acme::SharedState *ngx_http_acme_shared_state(ngx_cycle_t *cycle);
+
+// ngx_http_acme_http01.cpp
+ngx_int_t ngx_http_acme_http01_init(ngx_conf_t *cf);
+
+// ngx_http_acme_helper.cpp
+ngx_int_t ngx_http_acme_add_helper(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf);
+ngx_int_t ngx_http_acme_init_single(ngx_cycle_t *cycle);
+
+inline std::string ngx_http_acme_string(const ngx_str_t &s) {
+    return std::string(reinterpret_cast<const char *>(s.data), s.len);
+}

@@ -1,0 +1,216 @@
+// Where the engine runs: nginx's "cache manager" helper process, obtained by
+// registering the state directories as paths with a manager callback (the
+// only way a stock nginx spawns, respawns and replaces a helper), or the
+// single process with `master_process off`.
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <ctime>
+#include <exception>
+
+#include "acme/engine.h"
+#include "acme/identifier.h"
+#include "ngx/ngx_http_acme.h"
+
+namespace {
+
+// Writes engine messages to nginx's error log files in nginx's own format.
+// The engine thread must not call nginx (its logging updates shared time
+// strings), so this formats the line itself and write()s it: the file
+// descriptors are read on each call, which keeps up with log reopening.
+class ErrorLogWriter : public acme::Logger {
+public:
+    explicit ErrorLogWriter(ngx_log_t *log) : log_(log) {}
+
+    void log(acme::LogLevel level, std::string_view message) override {
+        static const char *names[] = {"",     "emerg",  "alert", "crit", "error",
+                                      "warn", "notice", "info",  "debug"};
+        auto n = static_cast<ngx_uint_t>(level);
+        std::time_t now = std::time(nullptr);
+        struct tm tm;
+        localtime_r(&now, &tm);
+        char prefix[96];
+        int len = std::snprintf(prefix, sizeof(prefix), "%4d/%02d/%02d %02d:%02d:%02d [%s] %d#%ld: ",
+                                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                                tm.tm_min, tm.tm_sec, names[n], static_cast<int>(getpid()),
+                                static_cast<long>(syscall(SYS_gettid)));
+        std::string line(prefix, len);
+        line.append(message.data(), message.size());
+        line.push_back('\n');
+        for (ngx_log_t *l = log_; l != nullptr; l = l->next) {
+            if (l->file == nullptr || l->file->fd == NGX_INVALID_FILE || n > l->log_level) {
+                continue;
+            }
+            ssize_t ignored = write(l->file->fd, line.data(), line.size());
+            (void)ignored;
+        }
+    }
+
+private:
+    ngx_log_t *log_;
+};
+
+ErrorLogWriter *engine_log;
+acme::Engine *engine;
+
+std::string user_agent() {
+    return "ngx_http_acme_module/" NGX_HTTP_ACME_VERSION " nginx/" NGINX_VERSION;
+}
+
+acme::EngineConfig engine_config(ngx_http_acme_main_conf_t *amcf) {
+    acme::EngineConfig config;
+    config.user_agent = user_agent();
+
+    std::vector<std::string> resolvers;
+    auto *rs = static_cast<ngx_str_t *>(amcf->resolvers.elts);
+    for (ngx_uint_t i = 0; i < amcf->resolvers.nelts; i++) {
+        resolvers.push_back(ngx_http_acme_string(rs[i]));
+    }
+
+    auto **issuers = static_cast<ngx_http_acme_issuer_t **>(amcf->issuers.elts);
+    for (ngx_uint_t i = 0; i < amcf->issuers.nelts; i++) {
+        ngx_http_acme_issuer_t *is = issuers[i];
+        if (!is->used) {
+            continue;
+        }
+        acme::IssuerConfig ic;
+        ic.name = ngx_http_acme_string(is->name);
+        ic.directory_url = ngx_http_acme_string(is->uri);
+        auto *contacts = static_cast<ngx_str_t *>(is->contacts.elts);
+        for (ngx_uint_t k = 0; k < is->contacts.nelts; k++) {
+            ic.contacts.push_back(ngx_http_acme_string(contacts[k]));
+        }
+        ic.accept_terms = is->accept_tos;
+        ic.account_key = ngx_http_acme_string(is->account_key);
+        ic.challenges.clear();
+        auto *challenges = static_cast<ngx_str_t *>(is->challenges.elts);
+        for (ngx_uint_t k = 0; k < is->challenges.nelts; k++) {
+            ic.challenges.push_back(ngx_http_acme_string(challenges[k]));
+        }
+        ic.state_path = ngx_http_acme_string(is->state_path);
+        ic.ca_file = ngx_http_acme_string(is->ssl_trusted_certificate);
+        ic.verify = is->ssl_verify;
+        ic.resolvers = resolvers;
+        config.issuers.push_back(std::move(ic));
+    }
+
+    auto **certs = static_cast<ngx_http_acme_cert_t **>(amcf->certs.elts);
+    for (ngx_uint_t i = 0; i < amcf->certs.nelts; i++) {
+        acme::CertificateConfig cc;
+        cc.issuer = ngx_http_acme_string(certs[i]->issuer->name);
+        cc.key_type = certs[i]->key_type;
+        auto *ids = static_cast<ngx_str_t *>(certs[i]->identifiers.elts);
+        for (ngx_uint_t k = 0; k < certs[i]->identifiers.nelts; k++) {
+            cc.identifiers.push_back(acme::parse_identifier(ngx_http_acme_string(ids[k])));
+        }
+        // Servers that share names, key type and issuer share one certificate.
+        bool seen = false;
+        for (const auto &other : config.certificates) {
+            seen = seen || (other.issuer == cc.issuer && other.basename() == cc.basename());
+        }
+        if (!seen) {
+            config.certificates.push_back(std::move(cc));
+        }
+    }
+    return config;
+}
+
+// nginx ends the helper with exit(): stop there, before OpenSSL's and the
+// C++ runtime's exit handlers pull state from under a running engine thread.
+// Everything the engine writes is already atomic on disk.
+void exit_now() {
+    if (engine != nullptr && engine->running()) {
+        _exit(0);
+    }
+}
+
+ngx_int_t start_engine(ngx_cycle_t *cycle) {
+    auto *amcf = static_cast<ngx_http_acme_main_conf_t *>(
+        ngx_http_cycle_get_module_main_conf(cycle, ngx_http_acme_module));
+    if (amcf == nullptr || amcf->certs.nelts == 0 || engine != nullptr) {
+        return NGX_OK;
+    }
+    acme::SharedState *state = ngx_http_acme_shared_state(cycle);
+    if (state == nullptr) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0, "acme: shared zone is missing");
+        return NGX_ERROR;
+    }
+    try {
+        engine_log = new ErrorLogWriter(cycle->log);
+        engine = new acme::Engine(engine_config(amcf), *state, *engine_log);
+        std::atexit(exit_now);
+        engine->start();
+    } catch (const std::exception &e) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0, "acme: cannot start the engine: %s",
+                      e.what());
+        return NGX_ERROR;
+    }
+    ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0, "acme: engine started for %ui certificate(s)",
+                  amcf->certs.nelts);
+    return NGX_OK;
+}
+
+// Called by the helper's timer; the first call starts the engine thread,
+// which then schedules itself.
+ngx_msec_t ngx_http_acme_manager(void *) {
+    start_engine(const_cast<ngx_cycle_t *>(ngx_cycle));
+    return 60 * 60 * 1000;
+}
+
+// mkdir -p for the directories above a state path (nginx creates the last
+// component itself, owned by the worker user).
+ngx_int_t create_parents(ngx_log_t *log, const std::string &path) {
+    for (size_t pos = path.find('/', 1); pos != std::string::npos;
+         pos = path.find('/', pos + 1)) {
+        std::string dir = path.substr(0, pos);
+        if (mkdir(dir.c_str(), 0755) == -1 && errno != EEXIST) {
+            ngx_log_error(NGX_LOG_EMERG, log, ngx_errno, "acme: mkdir(\"%s\") failed",
+                          dir.c_str());
+            return NGX_ERROR;
+        }
+    }
+    return NGX_OK;
+}
+
+}  // namespace
+
+ngx_int_t ngx_http_acme_add_helper(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf) {
+    // nginx -t must leave the file system alone: nginx would create the
+    // registered paths even when only testing.
+    if (ngx_test_config) {
+        return NGX_OK;
+    }
+    bool manager_set = false;
+    auto **issuers = static_cast<ngx_http_acme_issuer_t **>(amcf->issuers.elts);
+    for (ngx_uint_t i = 0; i < amcf->issuers.nelts; i++) {
+        ngx_http_acme_issuer_t *is = issuers[i];
+        if (!is->used) {
+            continue;
+        }
+        if (create_parents(cf->log, ngx_http_acme_string(is->state_path)) != NGX_OK) {
+            return NGX_ERROR;
+        }
+        auto *path = static_cast<ngx_path_t *>(ngx_pcalloc(cf->pool, sizeof(ngx_path_t)));
+        if (path == nullptr) {
+            return NGX_ERROR;
+        }
+        path->name = is->state_path;
+        path->conf_file = is->file;
+        path->line = is->line;
+        path->data = &ngx_http_acme_module;
+        if (!manager_set) {
+            path->manager = ngx_http_acme_manager;
+            manager_set = true;
+        }
+        if (ngx_add_path(cf, &path) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+    return NGX_OK;
+}
+
+ngx_int_t ngx_http_acme_init_single(ngx_cycle_t *cycle) {
+    return start_engine(cycle);
+}

@@ -1,0 +1,306 @@
+// Certificates in nginx's SSL contexts: the in-memory fallback, the stored
+// certificate installed at configuration time, and the hot swap in each
+// worker when the engine has stored a new one.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+
+#include <exception>
+#include <memory>
+
+#include "acme/store.h"
+#include "ngx/ngx_http_acme.h"
+
+namespace {
+
+constexpr ngx_msec_t swap_check_interval = 250;  // one atomic load per tick and worker
+
+struct BioFree {
+    void operator()(BIO *b) const { BIO_free(b); }
+};
+struct ChainFree {
+    void operator()(STACK_OF(X509) * s) const { sk_X509_pop_free(s, X509_free); }
+};
+using BioPtr = std::unique_ptr<BIO, BioFree>;
+using ChainPtr = std::unique_ptr<STACK_OF(X509), ChainFree>;
+
+// The parsed contents of a <basename>.crt / .key pair.
+struct Loaded {
+    acme::X509Ptr leaf;
+    ChainPtr chain;
+    acme::EvpPkeyPtr key;
+};
+
+// Returns false (with *error set) when the files do not hold a usable pair.
+bool load_pair(const std::string &crt_pem, const std::string &key_pem, Loaded *out,
+               std::string *error) {
+    BioPtr bio(BIO_new_mem_buf(crt_pem.data(), static_cast<int>(crt_pem.size())));
+    if (!bio) {
+        *error = "out of memory";
+        return false;
+    }
+    out->leaf.reset(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    if (!out->leaf) {
+        *error = "no certificate in the file";
+        return false;
+    }
+    out->chain.reset(sk_X509_new_null());
+    while (X509 *x = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+        sk_X509_push(out->chain.get(), x);
+    }
+    ERR_clear_error();  // the loop ends on a "no start line" error
+
+    BioPtr kbio(BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())));
+    out->key.reset(kbio ? PEM_read_bio_PrivateKey(kbio.get(), nullptr, nullptr, nullptr)
+                        : nullptr);
+    if (!out->key) {
+        *error = "no private key in the key file";
+        ERR_clear_error();
+        return false;
+    }
+    if (X509_check_private_key(out->leaf.get(), out->key.get()) != 1) {
+        *error = "certificate and key do not match";
+        ERR_clear_error();
+        return false;
+    }
+    return true;
+}
+
+bool install(SSL_CTX *ctx, const Loaded &pair) {
+    return SSL_CTX_use_cert_and_key(ctx, pair.leaf.get(), pair.key.get(), pair.chain.get(), 1) ==
+           1;
+}
+
+bool read_file(const ngx_str_t &path, std::string *out) {
+    int fd = open(reinterpret_cast<const char *>(path.data), O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+        return false;
+    }
+    out->clear();
+    char buf[8192];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof(buf))) > 0) {
+        out->append(buf, n);
+    }
+    close(fd);
+    return n == 0;
+}
+
+// Reads both files of a stored certificate; false when either is missing.
+bool read_pair(const ngx_http_acme_served_t &served, std::string *crt, std::string *key,
+               struct stat *st) {
+    if (stat(reinterpret_cast<const char *>(served.crt_path.data), st) != 0) {
+        return false;
+    }
+    return read_file(served.crt_path, crt) && read_file(served.key_path, key);
+}
+
+ngx_str_t join_path(ngx_pool_t *pool, const ngx_str_t &dir, const ngx_str_t &base,
+                    const char *suffix) {
+    std::string s = ngx_http_acme_string(dir) + "/" + ngx_http_acme_string(base) + suffix;
+    ngx_str_t out{0, static_cast<u_char *>(ngx_pnalloc(pool, s.size() + 1))};
+    if (out.data != nullptr) {
+        ngx_memcpy(out.data, s.c_str(), s.size() + 1);
+        out.len = s.size();
+    }
+    return out;
+}
+
+// Loads the stored certificate into every context that serves it, if it
+// changed since it was last installed. Runs in workers, on the event loop.
+void refresh(ngx_http_acme_served_t *served, ngx_log_t *log) {
+    std::string crt, key;
+    struct stat st;
+    if (!read_pair(*served, &crt, &key, &st)) {
+        return;
+    }
+    if (st.st_mtime == served->mtime && st.st_ino == served->inode) {
+        return;
+    }
+    Loaded pair;
+    std::string error;
+    if (!load_pair(crt, key, &pair, &error)) {
+        // The engine writes the key before the certificate, so a mismatch
+        // can only be a renewal in progress: the next tick sees both.
+        ngx_log_error(NGX_LOG_INFO, log, 0, "acme: certificate \"%s\" not installed yet: %s",
+                      served->crt_path.data, error.c_str());
+        return;
+    }
+    auto **ctxs = static_cast<SSL_CTX **>(served->ctxs.elts);
+    for (ngx_uint_t i = 0; i < served->ctxs.nelts; i++) {
+        if (!install(ctxs[i], pair)) {
+            ngx_ssl_error(NGX_LOG_ALERT, log, 0,
+                          const_cast<char *>("acme: SSL_CTX_use_cert_and_key(\"%s\") failed"),
+                          served->crt_path.data);
+            return;
+        }
+    }
+    served->mtime = st.st_mtime;
+    served->inode = st.st_ino;
+    ngx_log_error(NGX_LOG_INFO, log, 0, "acme: installed certificate \"%s\"",
+                  served->crt_path.data);
+}
+
+ngx_event_t swap_event;
+
+void swap_check(ngx_event_t *ev) {
+    auto *amcf = static_cast<ngx_http_acme_main_conf_t *>(
+        ngx_http_cycle_get_module_main_conf(ngx_cycle, ngx_http_acme_module));
+    acme::SharedState *state = ngx_http_acme_shared_state(const_cast<ngx_cycle_t *>(ngx_cycle));
+    static uint64_t seen_global = 0;
+
+    try {
+        uint64_t global = state ? state->global_generation() : 0;
+        if (global != seen_global) {
+            seen_global = global;
+            auto *served = static_cast<ngx_http_acme_served_t *>(amcf->served.elts);
+            for (ngx_uint_t i = 0; i < amcf->served.nelts; i++) {
+                uint64_t gen = state->generation(ngx_http_acme_string(served[i].basename));
+                if (gen != served[i].generation) {
+                    served[i].generation = gen;
+                    refresh(&served[i], ev->log);
+                }
+            }
+        }
+    } catch (const std::exception &e) {
+        ngx_log_error(NGX_LOG_ALERT, ev->log, 0, "acme: %s", e.what());
+    }
+
+    if (!ngx_exiting) {
+        ngx_add_timer(ev, swap_check_interval);
+    }
+}
+
+}  // namespace
+
+char *ngx_http_acme_add_fallback(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
+                                 acme::KeyType type) {
+    auto index = static_cast<size_t>(type);
+    if (amcf->fallback_cert[index].len == 0) {
+        try {
+            auto key = acme::PrivateKey::generate(type);
+            std::string crt = "data:" + acme::make_self_signed(key, {}, 30);
+            std::string pem = "data:" + key.to_pem();
+            amcf->fallback_cert[index] = {crt.size(), static_cast<u_char *>(ngx_pnalloc(
+                                                          cf->pool, crt.size()))};
+            amcf->fallback_key[index] = {pem.size(),
+                                         static_cast<u_char *>(ngx_pnalloc(cf->pool, pem.size()))};
+            if (!amcf->fallback_cert[index].data || !amcf->fallback_key[index].data) {
+                return static_cast<char *>(NGX_CONF_ERROR);
+            }
+            ngx_memcpy(amcf->fallback_cert[index].data, crt.data(), crt.size());
+            ngx_memcpy(amcf->fallback_key[index].data, pem.data(), pem.size());
+        } catch (const std::exception &e) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "cannot make a fallback certificate: %s",
+                               e.what());
+            return static_cast<char *>(NGX_CONF_ERROR);
+        }
+    }
+
+    auto *sscf = static_cast<ngx_http_ssl_srv_conf_t *>(
+        ngx_http_conf_get_module_srv_conf(cf, ngx_http_ssl_module));
+    for (ngx_array_t **arr : {&sscf->certificates, &sscf->certificate_keys}) {
+        if (*arr == NGX_CONF_UNSET_PTR) {
+            *arr = ngx_array_create(cf->pool, 1, sizeof(ngx_str_t));
+            if (*arr == nullptr) {
+                return static_cast<char *>(NGX_CONF_ERROR);
+            }
+        }
+    }
+    auto *c = static_cast<ngx_str_t *>(ngx_array_push(sscf->certificates));
+    auto *k = static_cast<ngx_str_t *>(ngx_array_push(sscf->certificate_keys));
+    if (c == nullptr || k == nullptr) {
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+    *c = amcf->fallback_cert[index];
+    *k = amcf->fallback_key[index];
+    return NGX_CONF_OK;
+}
+
+ngx_int_t ngx_http_acme_serve(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
+                              ngx_http_acme_cert_t *cert, ngx_str_t *state_path, SSL_CTX *ctx) {
+    ngx_http_acme_served_t *served = nullptr;
+    auto *all = static_cast<ngx_http_acme_served_t *>(amcf->served.elts);
+    ngx_str_t crt_path = join_path(cf->pool, *state_path, cert->basename, ".crt");
+    if (crt_path.data == nullptr) {
+        return NGX_ERROR;
+    }
+    for (ngx_uint_t i = 0; i < amcf->served.nelts; i++) {
+        if (ngx_http_acme_string(all[i].crt_path) == ngx_http_acme_string(crt_path)) {
+            served = &all[i];
+        }
+    }
+    if (served == nullptr) {
+        served = static_cast<ngx_http_acme_served_t *>(ngx_array_push(&amcf->served));
+        if (served == nullptr) {
+            return NGX_ERROR;
+        }
+        ngx_memzero(served, sizeof(*served));
+        served->crt_path = crt_path;
+        served->key_path = join_path(cf->pool, *state_path, cert->basename, ".key");
+        served->basename = cert->basename;
+        if (served->key_path.data == nullptr ||
+            ngx_array_init(&served->ctxs, cf->pool, 1, sizeof(SSL_CTX *)) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+    auto **slot = static_cast<SSL_CTX **>(ngx_array_push(&served->ctxs));
+    if (slot == nullptr) {
+        return NGX_ERROR;
+    }
+    *slot = ctx;
+
+    // The master (and nginx -t) serves what is in the store from the first
+    // handshake; the fallback stays only while there is nothing usable.
+    std::string crt, key;
+    struct stat st;
+    if (!read_pair(*served, &crt, &key, &st)) {
+        return NGX_OK;
+    }
+    Loaded pair;
+    std::string error;
+    if (!load_pair(crt, key, &pair, &error)) {
+        ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                      "acme: stored certificate \"%s\" is not usable (%s), serving the fallback "
+                      "until it is renewed",
+                      crt_path.data, error.c_str());
+        return NGX_OK;
+    }
+    if (!install(ctx, pair)) {
+        ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
+                      const_cast<char *>("acme: SSL_CTX_use_cert_and_key(\"%s\") failed"),
+                      crt_path.data);
+        return NGX_ERROR;
+    }
+    served->mtime = st.st_mtime;
+    served->inode = st.st_ino;
+    return NGX_OK;
+}
+
+ngx_int_t ngx_http_acme_init_swap(ngx_cycle_t *cycle) {
+    auto *amcf = static_cast<ngx_http_acme_main_conf_t *>(
+        ngx_http_cycle_get_module_main_conf(cycle, ngx_http_acme_module));
+    if (amcf == nullptr || amcf->served.nelts == 0) {
+        return NGX_OK;
+    }
+
+    // A respawned worker starts from the master's copy, which may predate
+    // a renewal: catch up before the first handshake.
+    acme::SharedState *state = ngx_http_acme_shared_state(cycle);
+    auto *served = static_cast<ngx_http_acme_served_t *>(amcf->served.elts);
+    for (ngx_uint_t i = 0; i < amcf->served.nelts; i++) {
+        served[i].generation = state ? state->generation(ngx_http_acme_string(served[i].basename))
+                                     : 0;
+        refresh(&served[i], cycle->log);
+    }
+
+    ngx_memzero(&swap_event, sizeof(swap_event));
+    swap_event.handler = swap_check;
+    swap_event.log = cycle->log;
+    swap_event.cancelable = 1;
+    ngx_add_timer(&swap_event, swap_check_interval);
+    return NGX_OK;
+}

@@ -1,0 +1,75 @@
+// The shared memory zone that carries http-01 answers and certificate
+// generations from the engine to the workers (acme::SharedState inside an
+// nginx zone).
+#include "ngx/ngx_http_acme.h"
+
+namespace {
+
+constexpr size_t area_header = 64;  // keeps SharedState cache-line aligned
+
+ngx_int_t ngx_http_acme_init_zone(ngx_shm_zone_t *zone, void *) {
+    auto *shpool = reinterpret_cast<ngx_slab_pool_t *>(zone->shm.addr);
+
+    // A zone kept over a reload already holds our area, with the pending
+    // challenges and generations the running engine relies on.
+    if (zone->shm.exists || shpool->data != nullptr) {
+        zone->data = shpool->data;
+        return NGX_OK;
+    }
+
+    // The slab allocator owns the start of the zone; take the largest block
+    // it can give, then lay out SharedState inside it.
+    size_t size = zone->shm.size;
+    void *area = nullptr;
+    while (area == nullptr && size > acme::SharedState::min_size()) {
+        size -= ngx_pagesize;
+        area = ngx_slab_alloc(shpool, size);
+    }
+    if (area == nullptr) {
+        ngx_log_error(NGX_LOG_EMERG, zone->shm.log, 0, "acme: zone \"%V\" is too small",
+                      &zone->shm.name);
+        return NGX_ERROR;
+    }
+    // The area starts with its own size, so that every process can attach
+    // to it without repeating this search.
+    *static_cast<size_t *>(area) = size - area_header;
+    acme::SharedState(static_cast<u_char *>(area) + area_header, size - area_header).format();
+    shpool->data = area;
+    zone->data = area;
+    return NGX_OK;
+}
+
+}  // namespace
+
+ngx_int_t ngx_http_acme_add_zone(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf) {
+    amcf->zone = ngx_shared_memory_add(cf, &amcf->zone_name, amcf->zone_size, &ngx_http_acme_module);
+    if (amcf->zone == nullptr) {
+        return NGX_ERROR;
+    }
+    if (amcf->zone->data != nullptr) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "acme: zone \"%V\" is already used",
+                      &amcf->zone_name);
+        return NGX_ERROR;
+    }
+    amcf->zone->init = ngx_http_acme_init_zone;
+    amcf->zone->data = amcf;  // replaced by the area's address in init
+    return NGX_OK;
+}
+
+acme::SharedState *ngx_http_acme_shared_state(ngx_cycle_t *cycle) {
+    static acme::SharedState *state = nullptr;
+    static void *state_area = nullptr;
+
+    auto *amcf = static_cast<ngx_http_acme_main_conf_t *>(
+        ngx_http_cycle_get_module_main_conf(cycle, ngx_http_acme_module));
+    if (amcf == nullptr || amcf->zone == nullptr || amcf->zone->data == nullptr) {
+        return nullptr;
+    }
+    if (state == nullptr || state_area != amcf->zone->data) {
+        delete state;
+        auto *area = static_cast<u_char *>(amcf->zone->data);
+        state = new acme::SharedState(area + area_header, *reinterpret_cast<size_t *>(area));
+        state_area = amcf->zone->data;
+    }
+    return state;
+}
