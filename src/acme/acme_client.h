@@ -56,6 +56,14 @@ struct Order {
     std::optional<std::chrono::seconds> retry_after;
 };
 
+// Optional newOrder members: "profile" (draft-ietf-acme-profiles, one of
+// Directory::profiles) and "replaces" (RFC 9773 ARI certificate ID of the
+// certificate this order renews). Empty strings are left out.
+struct OrderOptions {
+    std::string profile;
+    std::string replaces;
+};
+
 struct AccountSettings {
     std::vector<std::string> contacts;  // full URIs, e.g. "mailto:admin@example.test"
     bool accept_terms = false;
@@ -105,6 +113,7 @@ public:
     std::string ensure_account(const AccountSettings& settings);
 
     Order new_order(const std::vector<Identifier>& identifiers);
+    Order new_order(const std::vector<Identifier>& identifiers, const OrderOptions& options);
     Order get_order(const std::string& url);
     Authorization get_authorization(const std::string& url);
     // Tells the CA to validate (POST {} to the challenge URL).
@@ -123,6 +132,9 @@ public:
 
 private:
     std::string fresh_nonce();
+    // post() with extra request headers (Accept for the certificate download).
+    HttpResponse post_with_headers(const std::string& url, const std::string& payload, bool use_jwk,
+                                   const std::vector<std::pair<std::string, std::string>>& headers);
     HttpClient& http_;
     AcmeSession& session_;
     Directory directory_cache_;

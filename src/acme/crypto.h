@@ -22,8 +22,12 @@ enum class KeyType { ecdsa256, ecdsa384, rsa2048, rsa3072, rsa4096 };
 std::optional<KeyType> parse_key_type(std::string_view spec);
 std::string key_type_name(KeyType type);  // inverse of parse_key_type
 
-struct EvpPkeyFree { void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); } };
-struct X509Free { void operator()(X509* x) const { X509_free(x); } };
+struct EvpPkeyFree {
+    void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+};
+struct X509Free {
+    void operator()(X509* x) const { X509_free(x); }
+};
 using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyFree>;
 using X509Ptr = std::unique_ptr<X509, X509Free>;
 
@@ -55,10 +59,13 @@ private:
 
 std::string sha256(std::string_view data);  // raw 32 bytes
 std::string hex(std::string_view bytes);    // lower-case
+// RFC 7638 thumbprint of a JWK already in canonical form: base64url(SHA-256(jwk)).
+std::string jwk_thumbprint(std::string_view canonical_jwk);
 
 // DER-encoded PKCS#10 request with every identifier as a SAN (DNS or IP),
 // signed by key. With common_name the first DNS identifier is also the CN.
-std::string make_csr_der(const PrivateKey& key, const std::vector<Identifier>& ids, bool common_name);
+std::string make_csr_der(const PrivateKey& key, const std::vector<Identifier>& ids,
+                         bool common_name);
 
 struct CertificateInfo {
     std::vector<Identifier> names;  // SANs of the leaf

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 struct json_t;
@@ -52,6 +53,13 @@ public:
     Json& set(std::string_view key, const char* value) { return set(key, std::string_view(value)); }
     Json& set(std::string_view key, std::int64_t value);
     Json& set(std::string_view key, bool value);
+    // Other integer types (int, size_t, ...) would be ambiguous between the
+    // std::int64_t and bool overloads.
+    template <typename T,
+              typename = std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool>>>
+    Json& set(std::string_view key, T value) {
+        return set(key, static_cast<std::int64_t>(value));
+    }
     Json& push(const Json& value);  // arrays only
 
     // Compact text; keys in insertion order; no trailing newline.

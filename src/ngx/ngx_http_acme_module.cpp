@@ -560,7 +560,7 @@ ngx_int_t identifiers_from_server_names(ngx_conf_t *cf, ngx_http_acme_cert_t *ce
     return NGX_OK;
 }
 
-char *ngx_http_acme_merge_srv_conf(ngx_conf_t *cf, void *, void *child) {
+char *merge_certificates(ngx_conf_t *cf, void *child) {
     auto *conf = static_cast<ngx_http_acme_srv_conf_t *>(child);
     if (conf->certs == NGX_CONF_UNSET_PTR || conf->certs == nullptr) {
         conf->certs = nullptr;
@@ -614,6 +614,15 @@ char *ngx_http_acme_merge_srv_conf(ngx_conf_t *cf, void *, void *child) {
         }
     }
     return NGX_CONF_OK;
+}
+
+char *ngx_http_acme_merge_srv_conf(ngx_conf_t *cf, void *, void *child) {
+    try {
+        return merge_certificates(cf, child);
+    } catch (const std::exception &e) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "acme: %s", e.what());
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
 }
 
 // ----------------------------------------------------------- acme_shared_zone

@@ -17,14 +17,11 @@ ngx_int_t ngx_http_acme_init_zone(ngx_shm_zone_t *zone, void *) {
         return NGX_OK;
     }
 
-    // The slab allocator owns the start of the zone; take the largest block
-    // it can give, then lay out SharedState inside it.
-    size_t size = zone->shm.size;
-    void *area = nullptr;
-    while (area == nullptr && size > acme::SharedState::min_size()) {
-        size -= ngx_pagesize;
-        area = ngx_slab_alloc(shpool, size);
-    }
+    // The slab allocator owns the start of the zone; take all the pages it
+    // has left, then lay out SharedState inside them.
+    size_t size = shpool->pfree * ngx_pagesize;
+    void *area = size > acme::SharedState::min_size() + area_header ? ngx_slab_alloc(shpool, size)
+                                                                     : nullptr;
     if (area == nullptr) {
         ngx_log_error(NGX_LOG_EMERG, zone->shm.log, 0, "acme: zone \"%V\" is too small",
                       &zone->shm.name);

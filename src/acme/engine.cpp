@@ -1,0 +1,796 @@
+// The ACME engine: one scheduler thread decides when each certificate needs an
+// order, a bounded pool of worker threads runs the orders against the CA.
+#include "engine.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "acme_client.h"
+#include "error.h"
+#include "http.h"
+#include "json.h"
+#include "schedule.h"
+#include "store.h"
+
+namespace acme {
+
+std::string CertificateConfig::basename() const {
+    return certificate_basename(identifiers, key_type);
+}
+
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using SteadyClock = std::chrono::steady_clock;
+
+// How long one order may wait for the CA to validate or to issue.
+constexpr seconds poll_limit{300};
+// Never reschedule a success sooner than this, whatever the CA's validity
+// says: a broken notAfter must not turn into a busy loop of orders.
+constexpr std::time_t min_reschedule = 5;
+// Even with nothing due, the scheduler wakes this often, which keeps it
+// right when the wall clock jumps.
+constexpr seconds max_idle_wait{3600};
+
+// Thrown inside a worker to abandon its order when stop() is called.
+struct Stopped {};
+
+// A failure that carries the ACME problem type behind it, for the .json file.
+struct OrderFailure : Error {
+    OrderFailure(const std::string& what, std::string problem_type)
+        : Error(what), type(std::move(problem_type)) {}
+    std::string type;
+};
+
+std::string format_time(std::time_t t) {
+    std::tm tm{};
+    ::gmtime_r(&t, &tm);
+    char buf[64];
+    std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S UTC", &tm);
+    return buf;
+}
+
+std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+
+std::string authz_name(const Authorization& a) {
+    return a.wildcard ? "*." + a.identifier.value : a.identifier.value;
+}
+
+std::vector<Identifier> identifier_set(std::vector<Identifier> ids) {
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    return ids;
+}
+
+// Challenge types this build can answer; tls-alpn-01 and dns-01 come later.
+bool servable(const std::string& type) { return type == "http-01"; }
+
+std::string read_file(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw Error("open() \"" + path + "\" failed: " + std::strerror(errno));
+    std::string content;
+    char buf[8192];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            int err = errno;
+            ::close(fd);
+            throw Error("read() \"" + path + "\" failed: " + std::strerror(err));
+        }
+        if (n == 0) break;
+        content.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    return content;
+}
+
+// Delays between polls: the CA's Retry-After when it sends one (within
+// reason), else a quick start that backs off, since Pebble and most CAs
+// validate within a second or two.
+class PollDelay {
+public:
+    milliseconds next(const std::optional<seconds>& retry_after) {
+        if (retry_after) {
+            return std::chrono::duration_cast<milliseconds>(
+                std::clamp(*retry_after, seconds(1), seconds(60)));
+        }
+        milliseconds d = delay_;
+        delay_ = std::min(delay_ * 2, milliseconds(2000));
+        return d;
+    }
+
+private:
+    milliseconds delay_{50};
+};
+
+struct IssuerState {
+    const IssuerConfig* config = nullptr;
+    Store* store = nullptr;  // shared by issuers with the same state_path
+    HttpOptions http_options;
+    // Guards session creation and account registration, so only the first
+    // order of an issuer talks to newAccount.
+    std::mutex mutex;
+    std::unique_ptr<AcmeSession> session;
+    bool account_json_checked = false;
+};
+
+struct CertState {
+    const CertificateConfig* config = nullptr;
+    IssuerState* issuer = nullptr;
+    std::string basename;
+    std::string name;  // first identifier, for log lines
+
+    // Scheduler fields, guarded by Impl::mutex.
+    std::time_t due = 0;
+    bool in_flight = false;
+
+    // Owned by whoever runs the order (in_flight guarantees one at a time).
+    int failures = 0;
+    std::optional<CertificateInfo> current;
+    std::time_t renewal_at = 0;
+};
+
+struct LastError {
+    std::string type;
+    std::string detail;
+    std::time_t at = 0;
+};
+
+// Withdraws published http-01 answers however the order ends.
+class PublishedTokens {
+public:
+    explicit PublishedTokens(ChallengeBoard& board) : board_(board) {}
+    ~PublishedTokens() {
+        for (const std::string& t : tokens_) board_.withdraw_http01(t);
+    }
+    PublishedTokens(const PublishedTokens&) = delete;
+    PublishedTokens& operator=(const PublishedTokens&) = delete;
+    void add(std::string token) { tokens_.push_back(std::move(token)); }
+
+private:
+    ChallengeBoard& board_;
+    std::vector<std::string> tokens_;
+};
+
+}  // namespace
+
+struct Engine::Impl {
+    Impl(EngineConfig c, ChallengeBoard& b, Logger& l)
+        : config(std::move(c)), board(b), logger(l) {}
+
+    EngineConfig config;
+    ChallengeBoard& board;
+    Logger& logger;
+    std::mutex log_mutex;  // the glue's Logger need not be thread-safe
+
+    std::mutex mutex;
+    std::condition_variable wake;     // scheduler: stop, an order finished
+    std::condition_variable work;     // idle workers: queued order or stop
+    std::condition_variable stop_cv;  // steps that sleep: stop
+    std::atomic<bool> stopping{false};
+    std::atomic<bool> is_running{false};
+    bool started = false;
+    std::thread thread;
+    std::deque<CertState*> queue;
+    std::vector<std::thread> workers;
+    std::size_t idle_workers = 0;
+    std::size_t active_orders = 0;
+
+    std::map<std::string, std::unique_ptr<Store>> stores;  // by state path
+    std::vector<std::unique_ptr<IssuerState>> issuers;
+    std::vector<std::unique_ptr<CertState>> certs;
+    std::mutex account_key_mutex;  // issuers may share a store and its account.key
+
+    void log(LogLevel level, const std::string& message) {
+        std::lock_guard<std::mutex> lk(log_mutex);
+        try {
+            logger.log(level, message);
+        } catch (...) {
+            // Logging must never take the engine down.
+        }
+    }
+
+    void request_stop() {
+        {
+            std::lock_guard<std::mutex> lk(mutex);
+            stopping = true;
+        }
+        wake.notify_all();
+        work.notify_all();
+        stop_cv.notify_all();
+    }
+
+    void check_stop() const {
+        if (stopping.load()) throw Stopped{};
+    }
+
+    // Sleeps unless stop() comes first, in which case the order is abandoned.
+    void pause(milliseconds d) {
+        std::unique_lock<std::mutex> lk(mutex);
+        if (stop_cv.wait_for(lk, d, [this] { return stopping.load(); })) throw Stopped{};
+    }
+
+    void run() {
+        try {
+            if (prepare()) schedule_loop();
+        } catch (const std::exception& e) {
+            log(LogLevel::crit, std::string("acme: engine failed: ") + e.what());
+        }
+        request_stop();
+        for (std::thread& t : workers) t.join();
+        workers.clear();
+        is_running = false;
+    }
+
+    // Start-up: lock the stores, load account keys, look at what is issued.
+    // False when stop() came while waiting for a lock.
+    bool prepare() {
+        for (const IssuerConfig& ic : config.issuers) {
+            auto is = std::make_unique<IssuerState>();
+            is->config = &ic;
+            auto& store = stores[ic.state_path];
+            if (!store) store = std::make_unique<Store>(ic.state_path);
+            is->store = store.get();
+            // RFC 8555 section 6.1 requires a User-Agent.
+            is->http_options.user_agent =
+                config.user_agent.empty() ? "ngx_http_acme_module" : config.user_agent;
+            is->http_options.ca_file = ic.ca_file;
+            is->http_options.verify = ic.verify;
+            is->http_options.resolvers = ic.resolvers;
+            is->http_options.follow_redirects = true;
+            issuers.push_back(std::move(is));
+        }
+
+        // Reload and binary upgrade overlap an old and a new helper: the new
+        // engine waits until the old one lets go of the state directory.
+        std::vector<std::string> unusable;
+        for (auto& [path, store] : stores) {
+            bool told = false;
+            for (;;) {
+                bool locked = false;
+                try {
+                    locked = store->try_lock();
+                } catch (const Error& e) {
+                    log(LogLevel::error, std::string("acme: ") + e.what() +
+                                             ", certificates stored there are not managed");
+                    unusable.push_back(path);
+                    break;
+                }
+                if (locked) break;
+                if (!told) {
+                    log(LogLevel::notice, "acme: state " + quoted(path) +
+                                              " is locked by another nginx process, waiting");
+                    told = true;
+                }
+                std::unique_lock<std::mutex> lk(mutex);
+                if (stop_cv.wait_for(lk, seconds(1), [this] { return stopping.load(); })) {
+                    return false;
+                }
+            }
+            if (told) log(LogLevel::notice, "acme: state " + quoted(path) + " lock acquired");
+        }
+
+        for (auto& is : issuers) {
+            if (std::find(unusable.begin(), unusable.end(), is->config->state_path) !=
+                unusable.end()) {
+                is->store = nullptr;
+                continue;
+            }
+            try {
+                std::lock_guard<std::mutex> lk(is->mutex);
+                load_session(*is);
+            } catch (const std::exception& e) {
+                // Orders retry loading it, with backoff, so a fixed file is
+                // picked up without a reload.
+                log(LogLevel::error, "acme: issuer " + quoted(is->config->name) + ": " + e.what());
+            }
+        }
+
+        std::time_t now = std::time(nullptr);
+        for (const CertificateConfig& cc : config.certificates) {
+            auto it = std::find_if(issuers.begin(), issuers.end(),
+                                   [&](const auto& is) { return is->config->name == cc.issuer; });
+            if (cc.identifiers.empty()) continue;
+            if (it == issuers.end()) {
+                log(LogLevel::error, "acme: certificate " + quoted(cc.identifiers.front().value) +
+                                         " refers to unknown issuer " + quoted(cc.issuer));
+                continue;
+            }
+            if ((*it)->store == nullptr) continue;
+            auto cs = std::make_unique<CertState>();
+            cs->config = &cc;
+            cs->issuer = it->get();
+            cs->basename = cc.basename();
+            cs->name = cc.identifiers.front().value;
+            inspect(*cs, now);
+            certs.push_back(std::move(cs));
+        }
+        return true;
+    }
+
+    // Decides from the store whether a certificate is current.
+    void inspect(CertState& c, std::time_t now) {
+        Store& store = *c.issuer->store;
+        std::string reason;
+        try {
+            // Keep counting failures across restarts, so backoff grows.
+            if (auto meta = store.read(c.basename + store_files::json_suffix)) {
+                if (auto f = Json::parse(*meta).get_int("failures")) {
+                    c.failures = static_cast<int>(std::clamp<std::int64_t>(*f, 0, 1000));
+                }
+            }
+        } catch (const std::exception&) {
+            // An unreadable metadata file only loses the failure count.
+        }
+        try {
+            auto crt = store.read(c.basename + store_files::cert_suffix);
+            auto key = store.read(c.basename + store_files::key_suffix);
+            if (!crt || !key) {
+                reason = "missing";
+            } else {
+                CertificateInfo info = inspect_certificate(*crt);
+                PrivateKey pkey = PrivateKey::from_pem(*key);
+                if (!certificate_matches_key(*crt, pkey)) {
+                    reason = "key mismatch";
+                } else if (identifier_set(info.names) != identifier_set(c.config->identifiers)) {
+                    reason = "names changed";
+                } else if (info.not_after <= now) {
+                    reason = "expired";
+                } else {
+                    c.current = info;
+                }
+            }
+        } catch (const std::exception& e) {
+            reason = std::string("unreadable: ") + e.what();
+        }
+
+        if (c.current) {
+            c.renewal_at = renewal_time(c.current->not_before, c.current->not_after);
+            c.due = c.renewal_at;
+            log(LogLevel::notice, "acme: certificate " + quoted(c.name) + " is valid until " +
+                                      format_time(c.current->not_after) + ", renewal at " +
+                                      format_time(c.renewal_at));
+        } else {
+            c.due = now;
+            log(LogLevel::notice,
+                "acme: certificate " + quoted(c.name) + " needs to be ordered (" + reason + ")");
+        }
+    }
+
+    void schedule_loop() {
+        const std::size_t max_active =
+            static_cast<std::size_t>(std::max(1, config.max_concurrent_orders));
+        std::unique_lock<std::mutex> lk(mutex);
+        while (!stopping) {
+            std::time_t now = std::time(nullptr);
+            std::time_t next = 0;
+            bool have_next = false;
+            for (auto& c : certs) {
+                if (c->in_flight) continue;
+                if (c->due <= now) {
+                    // Due but no capacity: a finishing order wakes us.
+                    if (active_orders >= max_active) continue;
+                    c->in_flight = true;
+                    ++active_orders;
+                    queue.push_back(c.get());
+                    spawn_worker_if_needed(max_active);
+                    work.notify_one();
+                } else if (!have_next || c->due < next) {
+                    next = c->due;
+                    have_next = true;
+                }
+            }
+            auto limit = std::chrono::system_clock::now() + max_idle_wait;
+            auto until =
+                have_next ? std::min(limit, std::chrono::system_clock::from_time_t(next)) : limit;
+            wake.wait_until(lk, until);
+        }
+    }
+
+    // Called with mutex held. Threads are created only when no idle one can
+    // take the queued order, up to the configured bound.
+    void spawn_worker_if_needed(std::size_t max_workers) {
+        if (idle_workers >= queue.size() || workers.size() >= max_workers) return;
+        try {
+            workers.emplace_back([this] { worker_main(); });
+        } catch (const std::exception& e) {
+            log(LogLevel::error, std::string("acme: cannot start an order thread: ") + e.what());
+            if (!workers.empty()) return;
+            // Nobody could run it: put it back and try again later.
+            CertState* c = queue.back();
+            queue.pop_back();
+            c->in_flight = false;
+            c->due = std::time(nullptr) + 60;
+            --active_orders;
+        }
+    }
+
+    void worker_main() {
+        // One HTTP client per issuer and thread: CurlHttpClient keeps a
+        // connection cache and is not thread-safe.
+        std::map<IssuerState*, std::unique_ptr<HttpClient>> clients;
+        std::unique_lock<std::mutex> lk(mutex);
+        for (;;) {
+            ++idle_workers;
+            work.wait(lk, [this] { return stopping.load() || !queue.empty(); });
+            --idle_workers;
+            if (stopping) return;
+            CertState* c = queue.front();
+            queue.pop_front();
+            lk.unlock();
+            std::optional<std::time_t> next = attempt(*c, clients);
+            lk.lock();
+            if (next) c->due = *next;
+            c->in_flight = false;
+            --active_orders;
+            wake.notify_one();
+        }
+    }
+
+    // Runs one order and records the outcome; returns when to act next
+    // (nullopt when abandoned because of stop()).
+    std::optional<std::time_t> attempt(
+        CertState& c, std::map<IssuerState*, std::unique_ptr<HttpClient>>& clients) {
+        auto started = SteadyClock::now();
+        std::optional<LastError> failure;
+        std::optional<seconds> retry_after;
+        try {
+            auto& http = clients[c.issuer];
+            if (!http) http = std::make_unique<CurlHttpClient>(c.issuer->http_options);
+            run_order(c, *http);
+        } catch (const Stopped&) {
+            return std::nullopt;
+        } catch (const CaError& e) {
+            failure = LastError{e.problem.type, e.what(), 0};
+            retry_after = e.retry_after;
+        } catch (const OrderFailure& e) {
+            failure = LastError{e.type, e.what(), 0};
+        } catch (const std::exception& e) {
+            failure = LastError{"", e.what(), 0};
+        }
+
+        std::time_t now = std::time(nullptr);
+        if (!failure) {
+            c.failures = 0;
+            double took = std::chrono::duration<double>(SteadyClock::now() - started).count();
+            char took_text[32];
+            std::snprintf(took_text, sizeof(took_text), "%.1f", took);
+            log(LogLevel::notice, "acme: certificate " + quoted(c.name) + " issued by " +
+                                      quoted(c.issuer->config->name) + ", valid until " +
+                                      format_time(c.current->not_after) + ", renewal at " +
+                                      format_time(c.renewal_at) + " (order took " + took_text +
+                                      " s)");
+            write_metadata(c, std::nullopt, std::nullopt, now);
+            // Workers reload on this, so everything is on disk by now.
+            board.certificate_updated(c.basename);
+            return std::max(c.renewal_at, now + min_reschedule);
+        }
+
+        ++c.failures;
+        failure->at = now;
+        seconds delay = backoff_delay(c.failures);
+        if (retry_after && *retry_after > delay) delay = *retry_after;
+        std::time_t next = now + static_cast<std::time_t>(delay.count());
+        log(LogLevel::error, "acme: certificate " + quoted(c.name) + " from " +
+                                 quoted(c.issuer->config->name) + " failed: " + failure->detail +
+                                 ", next attempt at " + format_time(next));
+        write_metadata(c, failure, next, now);
+        return next;
+    }
+
+    void write_metadata(const CertState& c, const std::optional<LastError>& error,
+                        std::optional<std::time_t> next_attempt, std::time_t now) {
+        Json j = Json::object();
+        Json names = Json::array();
+        for (const Identifier& id : c.config->identifiers) names.push(Json::string(id.value));
+        j.set("names", names);
+        j.set("key_type", key_type_name(c.config->key_type));
+        j.set("issuer", c.issuer->config->name);
+        if (c.current) {
+            j.set("not_before", static_cast<std::int64_t>(c.current->not_before));
+            j.set("not_after", static_cast<std::int64_t>(c.current->not_after));
+            j.set("serial", c.current->serial_hex);
+            j.set("renewal_at", static_cast<std::int64_t>(c.renewal_at));
+        } else {
+            j.set("not_before", Json());
+            j.set("not_after", Json());
+            j.set("serial", Json());
+            j.set("renewal_at", Json());
+        }
+        if (next_attempt) {
+            j.set("next_attempt", static_cast<std::int64_t>(*next_attempt));
+        } else {
+            j.set("next_attempt", Json());
+        }
+        j.set("failures", static_cast<std::int64_t>(c.failures));
+        if (error) {
+            Json e = Json::object();
+            e.set("type", error->type);
+            e.set("detail", error->detail);
+            e.set("at", static_cast<std::int64_t>(error->at));
+            j.set("last_error", e);
+        } else {
+            j.set("last_error", Json());
+        }
+        j.set("updated_at", static_cast<std::int64_t>(now));
+        try {
+            c.issuer->store->write(c.basename + store_files::json_suffix, j.dump_pretty() + "\n",
+                                   0644);
+        } catch (const std::exception& e) {
+            log(LogLevel::error, std::string("acme: ") + e.what());
+        }
+    }
+
+    PrivateKey load_account_key(const IssuerState& is) {
+        const std::string& spec = is.config->account_key;
+        if (auto type = parse_key_type(spec)) {
+            std::lock_guard<std::mutex> lk(account_key_mutex);
+            std::string path = is.store->path(store_files::account_key);
+            if (auto pem = is.store->read(store_files::account_key)) {
+                try {
+                    return PrivateKey::from_pem(*pem);
+                } catch (const Error& e) {
+                    throw Error("account key " + quoted(path) + ": " + e.what());
+                }
+            }
+            PrivateKey key = PrivateKey::generate(*type);
+            is.store->write(store_files::account_key, key.to_pem(), 0600);
+            log(LogLevel::notice, "acme: issuer " + quoted(is.config->name) +
+                                      ": created account key " + quoted(path));
+            return key;
+        }
+        std::string pem = read_file(spec);
+        try {
+            return PrivateKey::from_pem(pem);
+        } catch (const Error& e) {
+            throw Error("account key " + quoted(spec) + ": " + e.what());
+        }
+    }
+
+    // Called with is.mutex held.
+    void load_session(IssuerState& is) {
+        if (is.session) return;
+        is.session = std::make_unique<AcmeSession>(is.config->directory_url, load_account_key(is),
+                                                   is.http_options.user_agent);
+    }
+
+    void ensure_account(IssuerState& is, AcmeClient& client) {
+        std::lock_guard<std::mutex> lk(is.mutex);
+        bool registered = false;
+        if (is.session->account_url().empty()) {
+            AccountSettings settings;
+            settings.contacts = is.config->contacts;
+            settings.accept_terms = is.config->accept_terms;
+            client.ensure_account(settings);
+            registered = true;
+            log(LogLevel::notice, "acme: issuer " + quoted(is.config->name) + ": using account " +
+                                      quoted(is.session->account_url()));
+        }
+        if (registered || !is.account_json_checked) {
+            if (registered || !is.store->read(store_files::account_json)) {
+                Json j = Json::object();
+                j.set("url", is.session->account_url());
+                Json contacts = Json::array();
+                for (const std::string& c : is.config->contacts) contacts.push(Json::string(c));
+                j.set("contact", contacts);
+                j.set("thumbprint", is.session->account_key().thumbprint());
+                j.set("directory", is.config->directory_url);
+                is.store->write(store_files::account_json, j.dump_pretty() + "\n", 0644);
+            }
+            is.account_json_checked = true;
+        }
+    }
+
+    void run_order(CertState& c, HttpClient& http) {
+        IssuerState& is = *c.issuer;
+        const std::vector<Identifier>& ids = c.config->identifiers;
+        log(LogLevel::info,
+            "acme: ordering certificate " + quoted(c.name) + " from " + quoted(is.config->name));
+
+        AcmeSession* session;
+        {
+            std::lock_guard<std::mutex> lk(is.mutex);
+            load_session(is);
+            session = is.session.get();
+        }
+        AcmeClient client(http, *session);
+        client.directory();
+        check_stop();
+        ensure_account(is, client);
+        check_stop();
+
+        Order order = client.new_order(ids);
+        check_stop();
+        if (order.status == "pending") {
+            authorize(c, client, order, session->account_key());
+            order = wait_order(client, order, {"pending"});
+        }
+        if (order.status == "invalid") throw order_failure(order, "order for " + quoted(c.name));
+        if (order.status != "ready") {
+            throw Error("order for " + quoted(c.name) + " is " + quoted(order.status) +
+                        " instead of \"ready\"");
+        }
+
+        // A fresh key for every certificate: renewal rotates it.
+        PrivateKey key = PrivateKey::generate(c.config->key_type);
+        order = client.finalize(order, make_csr_der(key, ids, false));
+        check_stop();
+        order = wait_order(client, order, {"ready", "processing"});
+        if (order.status == "invalid") throw order_failure(order, "order for " + quoted(c.name));
+        if (order.status != "valid" || order.certificate.empty()) {
+            throw Error("order for " + quoted(c.name) + " is " + quoted(order.status) +
+                        " instead of \"valid\"");
+        }
+
+        std::string chain = client.download_certificate(order.certificate);
+        check_stop();
+        CertificateInfo info = inspect_certificate(chain);
+        if (!certificate_matches_key(chain, key)) {
+            throw Error("the certificate issued for " + quoted(c.name) + " does not match its key");
+        }
+        if (identifier_set(info.names) != identifier_set(ids)) {
+            log(LogLevel::warn, "acme: the certificate issued for " + quoted(c.name) +
+                                    " does not carry exactly the configured names");
+        }
+
+        // The key goes first: a reader that finds a new .crt must find its key.
+        Store& store = *is.store;
+        store.write(c.basename + store_files::key_suffix, key.to_pem(), 0600);
+        store.write(c.basename + store_files::cert_suffix, chain, 0644);
+        c.current = info;
+        c.renewal_at = renewal_time(info.not_before, info.not_after);
+    }
+
+    static OrderFailure order_failure(const Order& order, const std::string& what) {
+        if (order.error) {
+            return OrderFailure(what + " failed: " + order.error->describe(), order.error->type);
+        }
+        return OrderFailure(what + " became invalid", "");
+    }
+
+    // Polls the order while its status is one of `waiting`.
+    Order wait_order(AcmeClient& client, Order order, std::initializer_list<const char*> waiting) {
+        auto deadline = SteadyClock::now() + poll_limit;
+        PollDelay delay;
+        auto is_waiting = [&](const std::string& status) {
+            return std::any_of(waiting.begin(), waiting.end(),
+                               [&](const char* w) { return status == w; });
+        };
+        while (is_waiting(order.status)) {
+            if (SteadyClock::now() >= deadline) {
+                throw Error("order " + quoted(order.url) + " is still " + quoted(order.status) +
+                            " after " + std::to_string(poll_limit.count()) + " s");
+            }
+            pause(delay.next(order.retry_after));
+            std::string url = order.url;
+            order = client.get_order(url);
+            if (order.url.empty()) order.url = url;
+        }
+        return order;
+    }
+
+    struct PendingAuthorization {
+        std::string url;
+        std::string name;
+        Challenge challenge;
+    };
+
+    // Publishes an answer for every pending authorization, then asks the CA
+    // to validate them all, then waits: names are validated in parallel.
+    void authorize(const CertState& c, AcmeClient& client, const Order& order,
+                   const PrivateKey& account_key) {
+        PublishedTokens published(board);
+        std::vector<PendingAuthorization> pending;
+        for (const std::string& url : order.authorizations) {
+            Authorization a = client.get_authorization(url);
+            check_stop();
+            std::string name = authz_name(a);
+            if (a.status == "valid") continue;
+            if (a.status != "pending") throw authorization_failure(a, name);
+
+            const Challenge* chosen = nullptr;
+            for (const std::string& type : c.issuer->config->challenges) {
+                if (!servable(type)) continue;
+                if ((chosen = a.find(type)) != nullptr) break;
+            }
+            if (chosen == nullptr) {
+                throw Error("no supported challenge offered for " + quoted(name));
+            }
+            // The answer must be in place before the CA is told to look.
+            if (!board.publish_http01(chosen->token,
+                                      key_authorization(chosen->token, account_key))) {
+                throw Error("cannot publish the http-01 challenge for " + quoted(name) +
+                            ": shared memory is full or the token is too long");
+            }
+            published.add(chosen->token);
+            pending.push_back({url, name, *chosen});
+        }
+
+        for (const PendingAuthorization& p : pending) {
+            if (p.challenge.status == "pending") client.respond(p.challenge);
+            check_stop();
+        }
+
+        auto deadline = SteadyClock::now() + poll_limit;
+        for (const PendingAuthorization& p : pending) {
+            PollDelay delay;
+            std::optional<seconds> retry_after;
+            for (;;) {
+                pause(delay.next(retry_after));
+                Authorization a = client.get_authorization(p.url);
+                if (a.status == "valid") break;
+                if (a.status != "pending" && a.status != "processing") {
+                    throw authorization_failure(a, p.name);
+                }
+                if (SteadyClock::now() >= deadline) {
+                    throw Error("authorization for " + quoted(p.name) + " is still " +
+                                quoted(a.status) + " after " + std::to_string(poll_limit.count()) +
+                                " s");
+                }
+                retry_after = a.retry_after;
+            }
+            log(LogLevel::info, "acme: authorization for " + quoted(p.name) + " is valid");
+        }
+    }
+
+    static OrderFailure authorization_failure(const Authorization& a, const std::string& name) {
+        if (auto problem = a.first_error()) {
+            return OrderFailure(
+                "authorization for " + quoted(name) + " failed: " + problem->describe(),
+                problem->type);
+        }
+        return OrderFailure("authorization for " + quoted(name) + " is " + quoted(a.status), "");
+    }
+};
+
+Engine::Engine(EngineConfig config, ChallengeBoard& board, Logger& log)
+    : impl_(std::make_unique<Impl>(std::move(config), board, log)) {}
+
+Engine::~Engine() { stop(); }
+
+void Engine::start() {
+    Impl& im = *impl_;
+    if (im.started) return;
+    im.started = true;
+    im.is_running = true;
+    // The thread (and the order threads it creates) inherit this mask, so
+    // nginx's signals keep going to the process's main thread.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    try {
+        im.thread = std::thread([&im] { im.run(); });
+    } catch (...) {
+        pthread_sigmask(SIG_SETMASK, &old, nullptr);
+        im.is_running = false;
+        throw;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+}
+
+void Engine::stop() {
+    Impl& im = *impl_;
+    im.request_stop();
+    if (im.thread.joinable()) im.thread.join();
+    im.is_running = false;
+}
+
+bool Engine::running() const { return impl_->is_running.load(); }
+
+}  // namespace acme

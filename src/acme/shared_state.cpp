@@ -1,0 +1,298 @@
+// Layout and locking of the shared-memory area between the engine (helper
+// process) and nginx workers: http-01 answers and certificate generations.
+#include "shared_state.h"
+
+#include <sched.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <new>
+
+#include "error.h"
+
+namespace acme {
+
+// Only lock-free atomics work between processes: a lock-based fallback
+// would keep its mutex outside the shared memory.
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free, "need lock-free 32-bit atomics");
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "need lock-free 64-bit atomics");
+
+namespace {
+
+struct ZoneHeader {
+    std::uint32_t magic;
+    std::uint32_t version;
+    std::uint64_t size;
+    // 0 when free, else the pid of the owner, so a waiter can recover the
+    // lock from a process that died holding it.
+    std::atomic<std::uint32_t> lock;
+    std::uint32_t certificate_overflow;  // a certificate_updated() found no free slot
+    std::atomic<std::uint64_t> global_generation;
+    std::uint64_t challenge_slots;
+    std::uint64_t certificate_slots;
+};
+
+constexpr std::uint32_t magic_value = 0x41434d45;  // "ACME"
+constexpr std::uint32_t layout_version = 1;
+
+struct ChallengeSlot {
+    std::uint32_t in_use;
+    std::uint32_t token_len;
+    std::uint32_t key_authorization_len;
+    char token[SharedState::max_token];
+    char key_authorization[SharedState::max_key_authorization];
+};
+
+// Certificate ids are store basenames: a 253-character DNS name plus the
+// hash suffix can exceed max_cert_id, so slots keep the full length and a
+// hash of the whole id next to its (possibly cut) prefix.
+struct CertificateSlot {
+    std::uint32_t in_use;
+    std::uint32_t id_len;
+    std::uint64_t id_hash;
+    std::uint64_t generation;
+    char id[SharedState::max_cert_id];
+};
+
+constexpr std::size_t align_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
+
+constexpr std::size_t header_size = align_up(sizeof(ZoneHeader), 64);
+constexpr std::size_t min_slots = 8;
+
+std::size_t area_half(std::size_t size) {
+    return size > header_size ? (size - header_size) / 2 : 0;
+}
+
+std::uint64_t fnv1a(std::string_view s) {
+    std::uint64_t h = 14695981039346656037ull;
+    for (unsigned char c : s) {
+        h ^= c;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+// The spin lock. Critical sections are a few hundred bytes of copying, so
+// spinning with sched_yield beats any sleeping primitive here.
+class SpinGuard {
+public:
+    explicit SpinGuard(std::atomic<std::uint32_t>& lock) : lock_(lock) {
+        const std::uint32_t self = static_cast<std::uint32_t>(::getpid());
+        for (unsigned spins = 1;; ++spins) {
+            std::uint32_t expected = 0;
+            if (lock_.compare_exchange_weak(expected, self, std::memory_order_acquire,
+                                            std::memory_order_relaxed)) {
+                return;
+            }
+            if (spins % 1024 == 0 && expected != 0 && expected != self &&
+                ::kill(static_cast<pid_t>(expected), 0) == -1 && errno == ESRCH) {
+                // The owner died inside a critical section (killed worker):
+                // take the lock over rather than hang every process.
+                if (lock_.compare_exchange_strong(expected, self, std::memory_order_acquire,
+                                                  std::memory_order_relaxed)) {
+                    return;
+                }
+            }
+            ::sched_yield();
+        }
+    }
+    ~SpinGuard() { lock_.store(0, std::memory_order_release); }
+    SpinGuard(const SpinGuard&) = delete;
+    SpinGuard& operator=(const SpinGuard&) = delete;
+
+private:
+    std::atomic<std::uint32_t>& lock_;
+};
+
+}  // namespace
+
+// The private name the class declares for its header.
+struct SharedState::Header : ZoneHeader {};
+
+std::size_t SharedState::min_size() {
+    std::size_t half =
+        std::max(min_slots * sizeof(ChallengeSlot), min_slots * sizeof(CertificateSlot));
+    return header_size + 2 * align_up(half, 64);
+}
+
+std::size_t SharedState::challenge_slots(std::size_t size) {
+    return area_half(size) / sizeof(ChallengeSlot);
+}
+
+std::size_t SharedState::certificate_slots(std::size_t size) {
+    return area_half(size) / sizeof(CertificateSlot);
+}
+
+SharedState::SharedState(void* base, std::size_t size) : base_(base), size_(size) {}
+
+SharedState::Header* SharedState::header() const { return static_cast<Header*>(base_); }
+
+namespace {
+
+ChallengeSlot* challenge_table(void* base) {
+    return reinterpret_cast<ChallengeSlot*>(static_cast<char*>(base) + header_size);
+}
+
+CertificateSlot* certificate_table(void* base, std::size_t size) {
+    return reinterpret_cast<CertificateSlot*>(static_cast<char*>(base) + header_size +
+                                              area_half(size));
+}
+
+std::string_view slot_token(const ChallengeSlot& s) { return {s.token, s.token_len}; }
+
+bool slot_has_id(const CertificateSlot& s, std::string_view id, std::uint64_t hash) {
+    if (!s.in_use || s.id_len != id.size() || s.id_hash != hash) return false;
+    std::size_t n = std::min(id.size(), SharedState::max_cert_id);
+    return std::memcmp(s.id, id.data(), n) == 0;
+}
+
+}  // namespace
+
+void SharedState::format() {
+    if (base_ == nullptr || size_ < min_size()) {
+        throw Error("shared memory area of " + std::to_string(size_) +
+                    " bytes is too small, need at least " + std::to_string(min_size()));
+    }
+    // Clear everything first so a re-format also drops stale slots, then
+    // build the header in place; the magic goes last.
+    std::memset(base_, 0, size_);
+    Header* h = new (base_) Header;
+    h->magic = 0;
+    h->version = layout_version;
+    h->size = size_;
+    h->lock.store(0, std::memory_order_relaxed);
+    h->certificate_overflow = 0;
+    h->global_generation.store(0, std::memory_order_relaxed);
+    h->challenge_slots = challenge_slots(size_);
+    h->certificate_slots = certificate_slots(size_);
+    std::atomic_thread_fence(std::memory_order_release);
+    h->magic = magic_value;
+}
+
+bool SharedState::formatted() const {
+    if (base_ == nullptr || size_ < min_size()) return false;
+    const Header* h = header();
+    return h->magic == magic_value && h->version == layout_version && h->size == size_ &&
+           h->challenge_slots == challenge_slots(size_) &&
+           h->certificate_slots == certificate_slots(size_);
+}
+
+bool SharedState::publish_http01(std::string_view token, std::string_view key_authorization) {
+    if (token.empty() || token.size() > max_token ||
+        key_authorization.size() > max_key_authorization || !formatted()) {
+        return false;
+    }
+    Header* h = header();
+    ChallengeSlot* table = challenge_table(base_);
+    SpinGuard guard(h->lock);
+    ChallengeSlot* free_slot = nullptr;
+    ChallengeSlot* slot = nullptr;
+    for (std::size_t i = 0; i < h->challenge_slots; ++i) {
+        ChallengeSlot& s = table[i];
+        if (!s.in_use) {
+            if (free_slot == nullptr) free_slot = &s;
+        } else if (slot_token(s) == token) {
+            slot = &s;  // republished (retried order): replace the answer
+            break;
+        }
+    }
+    if (slot == nullptr) slot = free_slot;
+    if (slot == nullptr) return false;
+    std::memcpy(slot->token, token.data(), token.size());
+    slot->token_len = static_cast<std::uint32_t>(token.size());
+    std::memcpy(slot->key_authorization, key_authorization.data(), key_authorization.size());
+    slot->key_authorization_len = static_cast<std::uint32_t>(key_authorization.size());
+    slot->in_use = 1;
+    return true;
+}
+
+void SharedState::withdraw_http01(std::string_view token) {
+    if (token.empty() || token.size() > max_token || !formatted()) return;
+    Header* h = header();
+    ChallengeSlot* table = challenge_table(base_);
+    SpinGuard guard(h->lock);
+    for (std::size_t i = 0; i < h->challenge_slots; ++i) {
+        ChallengeSlot& s = table[i];
+        if (s.in_use && slot_token(s) == token) {
+            s.in_use = 0;
+            s.token_len = 0;
+            s.key_authorization_len = 0;
+        }
+    }
+}
+
+std::optional<std::string> SharedState::find_http01(std::string_view token) const {
+    if (token.empty() || token.size() > max_token || !formatted()) return std::nullopt;
+    Header* h = header();
+    const ChallengeSlot* table = challenge_table(base_);
+    SpinGuard guard(h->lock);
+    for (std::size_t i = 0; i < h->challenge_slots; ++i) {
+        const ChallengeSlot& s = table[i];
+        if (s.in_use && slot_token(s) == token) {
+            return std::string(s.key_authorization, s.key_authorization_len);
+        }
+    }
+    return std::nullopt;
+}
+
+void SharedState::certificate_updated(std::string_view cert_id) {
+    if (!formatted()) return;
+    Header* h = header();
+    CertificateSlot* table = certificate_table(base_, size_);
+    const std::uint64_t hash = fnv1a(cert_id);
+    SpinGuard guard(h->lock);
+    CertificateSlot* slot = nullptr;
+    CertificateSlot* free_slot = nullptr;
+    for (std::size_t i = 0; i < h->certificate_slots; ++i) {
+        CertificateSlot& s = table[i];
+        if (slot_has_id(s, cert_id, hash)) {
+            slot = &s;
+            break;
+        }
+        if (!s.in_use && free_slot == nullptr) free_slot = &s;
+    }
+    if (slot == nullptr && free_slot != nullptr) {
+        slot = free_slot;
+        std::size_t n = std::min(cert_id.size(), max_cert_id);
+        std::memcpy(slot->id, cert_id.data(), n);
+        slot->id_len = static_cast<std::uint32_t>(cert_id.size());
+        slot->id_hash = hash;
+        slot->generation = 0;
+        slot->in_use = 1;
+    }
+    // Bumped under the lock, so a reader that sees the new global value
+    // also finds the matching per-certificate value.
+    std::uint64_t gen = h->global_generation.load(std::memory_order_relaxed) + 1;
+    if (slot != nullptr) {
+        slot->generation = gen;
+    } else {
+        h->certificate_overflow = 1;
+    }
+    h->global_generation.store(gen, std::memory_order_release);
+}
+
+std::uint64_t SharedState::generation(std::string_view cert_id) const {
+    if (!formatted()) return 0;
+    Header* h = header();
+    const CertificateSlot* table = certificate_table(base_, size_);
+    const std::uint64_t hash = fnv1a(cert_id);
+    SpinGuard guard(h->lock);
+    for (std::size_t i = 0; i < h->certificate_slots; ++i) {
+        if (slot_has_id(table[i], cert_id, hash)) return table[i].generation;
+    }
+    // With a full table an update may have had nowhere to go: report the
+    // global value so workers reload rather than miss a new certificate.
+    if (h->certificate_overflow) return h->global_generation.load(std::memory_order_relaxed);
+    return 0;
+}
+
+std::uint64_t SharedState::global_generation() const {
+    if (!formatted()) return 0;
+    return header()->global_generation.load(std::memory_order_acquire);
+}
+
+}  // namespace acme

@@ -1,0 +1,1217 @@
+package AcmeTest;
+
+# Integration test harness: runs Pebble, a DNS stub and nginx on loopback
+# ports in a private directory, and inspects what nginx serves.
+
+=head1 NAME
+
+AcmeTest - start Pebble, pebble-challtestsrv and nginx for the integration tests
+
+=head1 SYNOPSIS
+
+    use Test::More;
+    use AcmeTest;
+
+    AcmeTest->requires(root => 1, module => 1);   # plan skip_all unless met
+    my $t = AcmeTest->new;
+    $t->start_pebble(env => { PEBBLE_WFE_NONCEREJECT => 0 });
+    $t->write_nginx_conf(<<'EOF');      # directive names: see docs/directives.md
+    http {
+        acme_issuer pebble {
+            uri %%ACME_URI%%;
+            ssl_trusted_certificate %%PEBBLE_CA%%;
+            state_path %%TESTDIR%%/acme;
+            accept_terms_of_service;
+        }
+        resolver 127.0.0.1:%%DNS_PORT%%;
+        server {
+            listen 127.0.0.1:%%HTTP_PORT%%;
+            listen 127.0.0.1:%%HTTPS_PORT%% ssl;
+            server_name example.test;
+            acme_certificate pebble;
+        }
+    }
+    EOF
+    $t->start_nginx;
+    my $root = $t->pebble_root;
+    ok $t->wait_for(sub { $t->tls_get(name => 'example.test', ca => $root)->{verified} },
+                    timeout => 30), 'certificate issued';
+    done_testing;
+
+=head1 DESCRIPTION
+
+Everything runs on 127.0.0.1, in a directory of its own (under C<$TMPDIR>
+or C</tmp>, or C<$ACME_TEST_TMPDIR>), readable by the unprivileged worker
+user. Every process the harness starts is stopped when the object goes away
+or the test script ends, even when it dies (TERM, then KILL after 5 s).
+When a test fails, the directory is kept and its path and the tails of the
+logs are printed with C<diag>; C<ACME_TEST_KEEP=1> keeps it always.
+
+A whole test script is bounded by an alarm (C<timeout> option of C<new>,
+or C<$ACME_TEST_TIMEOUT>, default 300 s). Every wait in the harness is
+bounded as well.
+
+Environment: C<ACME_MODULE> is the module to load (absolute path; the
+Makefile sets it), C<PEBBLE_DIR> a directory with C<bin/pebble>,
+C<bin/pebble-challtestsrv> and C<VERSION> (default: the repository's
+C<.deps/pebble>; when absent, Debian's C</usr/bin/pebble> 2.4 is used).
+
+=head1 CLASS METHODS
+
+=over
+
+=item AcmeTest->requires(root => 1, module => 1, pebble => '2.10')
+
+Calls C<plan skip_all> unless running as root, C<ACME_MODULE> names a
+readable file, and the Pebble in use is at least the given version. Give
+only the conditions the test needs.
+
+=item AcmeTest->pebble_version
+
+The version of the Pebble that will be used, e.g. "2.10.0" or "2.4.0".
+Also works on an object. C<< AcmeTest->pebble_at_least('2.10') >> compares.
+
+=back
+
+=head1 CONSTRUCTOR
+
+=over
+
+=item my $t = AcmeTest->new(%opts)
+
+Options: C<timeout> (seconds for the whole script, default 300),
+C<worker_processes> (default 2), C<log_level> (nginx error_log level,
+default C<notice>).
+
+=back
+
+=head1 METHODS
+
+=head2 Ports and files
+
+=over
+
+=item $t->dir
+
+The test directory (mode 0755).
+
+=item $t->port($name)
+
+A free loopback port (TCP and UDP) for C<$name>, the same one on every call.
+Names the harness uses: C<http>, C<https> (nginx; Pebble validates http-01
+and tls-alpn-01 there), C<acme> and C<mgmt> (Pebble), C<dns> and
+C<challtest> (pebble-challtestsrv). Any other name is free for tests and
+is substituted as C<%%PORT_NAME%%> (upper case) in nginx configurations.
+
+=item $t->write_file($relpath, $content)
+
+Writes a file in the test directory (mode 0644), returns its absolute path.
+
+=item $t->worker_dir($relpath)
+
+Creates a directory in the test directory owned by the nginx worker user
+(nobody), for a store the helper process must write. Returns its path.
+
+=item $t->make_cert(name => 'example.test', names => [...], key => 'ec'|'rsa', days => 30)
+
+Makes a key and certificate signed by the harness CA (the one that also
+signed Pebble's own listener certificate). C<names> defaults to
+C<[name]>; IP addresses become IP SANs. Returns C<($cert_file, $key_file)>.
+C<< $t->ca_file >> is the CA certificate.
+
+=back
+
+=head2 Pebble
+
+=over
+
+=item $t->start_pebble(env => {...}, config => {...})
+
+Starts pebble-challtestsrv as a DNS stub answering every A query with
+127.0.0.1 (AAAA disabled, its own challenge responders off), then Pebble
+using it, with C<PEBBLE_VA_NOSLEEP=1> plus C<env>. Pebble's configuration
+(C<listenAddress>, C<httpPort> = port('http'), C<tlsPort> = port('https'),
+C<retryAfter> 0/0, profiles C<default> (90 days) and C<shortlived>
+(6 days), no EAB) is merged with C<config> (hashes merge recursively; an
+undef value deletes the key). Waits until the directory answers. Note that
+Pebble rejects 5% of nonces by default (C<PEBBLE_WFE_NONCEREJECT>) and
+reuses authorizations (C<PEBBLE_AUTHZREUSE>).
+
+=item $t->stop_pebble
+
+Stops Pebble and the DNS stub. C<start_pebble> may then be called again;
+the new Pebble has a new root.
+
+=item $t->acme_uri
+
+C<https://127.0.0.1:PORT/dir>.
+
+=item $t->pebble_ca_file
+
+The CA file that verifies Pebble's HTTPS listener (for
+C<ssl_trusted_certificate>). Same as C<< $t->ca_file >>.
+
+=item $t->pebble_root
+
+Fetches Pebble's current root (management C</roots/0>) into a file once per
+Pebble run and returns the file's path. Certificates Pebble issues chain to it.
+
+=item $t->pebble_intermediate
+
+Same for C</intermediates/0>.
+
+=item $t->pebble_mgmt($method, $path, $body)
+
+A request to Pebble's management API, C<$body> a hash encoded as JSON.
+Returns the HTTP::Tiny response hash. E.g.
+C<< $t->pebble_mgmt(POST => '/set-renewal-info/', {certID => ..., window => ...}) >>.
+
+=item $t->challtest($path, \%body)
+
+POST to pebble-challtestsrv's management API, e.g.
+C<< $t->challtest('/set-txt', { host => '_acme-challenge.example.test.', value => 'x' }) >>.
+Returns the HTTP::Tiny response hash.
+
+=item $t->pebble_log, $t->pebble_log_count(qr/.../)
+
+Pebble's output, and the number of its lines that match.
+C<< $t->pebble_orders >> is the number of new orders Pebble accepted.
+
+=back
+
+=head2 nginx
+
+=over
+
+=item $t->write_nginx_conf($template, %opt)
+
+Writes C<nginx.conf> and returns its path. The template is the C<http>
+block and anything else at main level; the harness puts in front of it
+C<load_module> (ACME_MODULE), C<daemon off>, C<master_process>, C<pid>,
+C<error_log DIR/error.log LEVEL>, C<worker_processes> and C<events>, and
+adds C<access_log DIR/access.log> at the top of the C<http> block.
+Options: C<< module => 0 >> leaves C<load_module> out (it is also left out
+when ACME_MODULE is unset; C<< module => 1 >> then dies), C<log_level>
+(e.g. C<debug>; Debian's nginx has debug logging), C<worker_processes>,
+C<< master_process => 0 >> (one process; C<nginx_pids> then has no
+workers, and in-place reloads of that mode are not reliable in nginx itself).
+
+Substitutes C<%%MODULE%%> (the module's absolute path, for a test that
+writes its own C<load_module> with C<< module => 0 >>), C<%%HTTP_PORT%%>,
+C<%%HTTPS_PORT%%>, C<%%ACME_URI%%>, C<%%PEBBLE_CA%%>, C<%%TESTDIR%%>,
+C<%%DNS_PORT%%>, C<%%PEBBLE_ROOT%%> (only while Pebble runs) and
+C<%%PORT_NAME%%> for any other port name. An unknown C<%%WORD%%> dies.
+
+Workers, and the helper process, run as nobody: what they read must be
+world-readable (files the harness writes are), and what they write must be
+in a directory nobody owns (C<worker_dir>, or a directory nginx creates
+itself, such as a registered path that does not exist yet).
+
+=item $t->run_nginx_t
+
+Runs C<nginx -t> on that configuration; returns C<($exit_code, $output)>,
+the output being nginx's stderr and stdout.
+
+=item $t->start_nginx
+
+Starts nginx (master in the foreground, as the harness's child) and waits
+until its pid file and all workers are there. Dies with the log tail if it
+does not start. Returns the master pid.
+
+=item $t->reload_nginx(expect_fail => 0)
+
+Sends HUP and waits until a new set of workers replaced the old ones.
+When the reload fails (an C<[emerg]> in the error log), dies, or with
+C<< expect_fail => 1 >> returns the error line (and true on success).
+
+=item $t->stop_nginx(graceful => 0)
+
+TERM (QUIT when graceful), waits for the master and its children to exit.
+
+=item $t->signal_nginx($signal)
+
+Sends a signal to the master.
+
+=item $t->nginx_pids
+
+C<< { master => PID, workers => [PID...], helper => PID, loader => PID,
+shutting_down => [PID...] } >> (helper is the "cache manager process").
+
+=item $t->helper_pid, $t->worker_pids
+
+Shortcuts.
+
+=item $t->error_log, $t->log_mark, $t->wait_log(qr/.../, $timeout, $mark)
+
+The error log's contents (from C<$mark>, a byte offset from C<log_mark>,
+when given), and waiting for a line to match: returns the first matching
+line, or undef after C<$timeout> seconds (default 30).
+
+=back
+
+=head2 Clients
+
+=over
+
+=item $t->tls_get(name => 'example.test', port => $t->port('https'), ca => $file, alpn => [...], request => '/path', headers => {...}, timeout => 5)
+
+Connects to 127.0.0.1:port with SNI C<name> (no SNI when C<name> is
+undef or empty). Never dies; returns a hash: C<ok> (handshake done),
+C<error>, C<verified> (only with C<ca>: the chain verifies to C<ca> and the
+name matches), C<verify_error>, C<subject_cn>, C<sans> (DNS names and IP
+addresses), C<issuer_cn>, C<not_before> and C<not_after> (epoch seconds),
+C<serial> (upper-case hex), C<key_type> (C<ec>, C<rsa>, C<ed25519>, ...),
+C<key_bits> (256 for P-256, 2048 for RSA 2048), C<cert_pem> (the leaf),
+C<chain_pem> (all certificates the server sent, leaf first), C<chain_len>,
+C<alpn> (protocol selected, with C<alpn>), C<protocol> (TLS version).
+With C<request>, sends a GET for that path (Host: C<host> or C<name>) and
+adds C<status>, C<headers> (hash, lower-case names) and C<body>.
+C<ssl_options> passes more IO::Socket::SSL options (e.g.
+C<< { SSL_version => 'TLSv1_2' } >>).
+
+=item $t->http_get($path, host => 'example.test', port => $t->port('http'), headers => {...})
+
+A plain HTTP/1.1 GET to 127.0.0.1 (C<Connection: close>), following no
+redirects. Never dies; returns C<< { status, success, headers, content, error } >>
+(C<headers> with lower-case names; C<status> undef when there was no
+answer).
+
+=item $t->wait_for(sub { ... }, timeout => 30, interval => 0.1)
+
+Calls the sub until it returns true; returns that value, or undef after
+the timeout.
+
+=item $t->cleanup
+
+Stops everything and removes the directory now (otherwise done when the
+object goes away or at END).
+
+=back
+
+=cut
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use Errno qw(EINTR);
+use Fcntl qw(:mode);
+use File::Basename qw(dirname);
+use File::Path qw(make_path remove_tree);
+use File::Spec;
+use File::Temp qw(tempdir);
+use HTTP::Tiny;
+use IO::Socket::INET;
+use IO::Socket::SSL;
+use JSON::PP;
+use Net::SSLeay;
+use POSIX qw(:sys_wait_h);
+use Scalar::Util qw(weaken);
+use Socket qw(inet_ntoa inet_ntop AF_INET6);
+use Test::More ();
+use Time::HiRes qw(sleep time);
+use Time::Local qw(timegm);
+
+our $VERSION = '0.1';
+
+my $REPO = abs_path(dirname(__FILE__) . '/../..');
+my $NGINX = $ENV{NGINX_BINARY} || '/usr/sbin/nginx';
+my %LIVE;    # objects with processes to stop at END
+
+# Everything is on loopback: no proxy may get in the way (HTTP::Tiny and
+# the children, libcurl included, honour these).
+delete @ENV{qw(http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY)};
+
+# ---------------------------------------------------------------------------
+# class methods
+
+sub pebble_dir {
+    my $dir = $ENV{PEBBLE_DIR} || "$REPO/.deps/pebble";
+    return -x "$dir/bin/pebble" && -x "$dir/bin/pebble-challtestsrv" ? $dir : undef;
+}
+
+sub pebble_bin {
+    my ($class, $name) = @_;
+    my $dir = pebble_dir();
+    return $dir ? "$dir/bin/$name" : "/usr/bin/$name";
+}
+
+sub pebble_version {
+    my $dir = pebble_dir();
+    if ($dir && open my $fh, '<', "$dir/VERSION") {
+        my $v = <$fh> // '';
+        $v =~ s/\s+//g;
+        return $v if $v ne '';
+    }
+    return undef unless -x '/usr/bin/pebble';
+    my $v = `dpkg-query -W -f='\${Version}' pebble 2>/dev/null` // '';
+    $v =~ s/[+~-].*//;
+    return $v || '2.4.0';
+}
+
+sub _vcmp {
+    my ($a, $b) = @_;
+    my @a = split /\./, $a;
+    my @b = split /\./, $b;
+    while (@a || @b) {
+        my $x = shift(@a) // 0;
+        my $y = shift(@b) // 0;
+        return $x <=> $y if $x != $y;
+    }
+    return 0;
+}
+
+sub pebble_at_least {
+    my ($self, $want) = @_;
+    my $v = pebble_version();
+    return defined $v && _vcmp($v, $want) >= 0;
+}
+
+sub module_path {
+    my $m = $ENV{ACME_MODULE};
+    return undef unless defined $m && $m ne '';
+    my $abs = abs_path($m);
+    return defined $abs && -r $abs ? $abs : undef;
+}
+
+sub requires {
+    my ($class, %req) = @_;
+    my $why;
+    if ($req{root} && $> != 0) {
+        $why = 'needs root (nginx workers run as nobody)';
+    } elsif ($req{module} && !module_path()) {
+        $why = 'ACME_MODULE is not set to the built module (use make integration)';
+    } elsif ($req{pebble}) {
+        my $v = pebble_version();
+        if (!defined $v) {
+            $why = 'no pebble installed (run make deps)';
+        } elsif (_vcmp($v, $req{pebble}) < 0) {
+            $why = "needs pebble $req{pebble}, have $v (run make deps)";
+        }
+    }
+    if ($why) {
+        Test::More::plan(skip_all => $why);
+        exit 0;
+    }
+    return 1;
+}
+
+# ---------------------------------------------------------------------------
+# construction and cleanup
+
+sub new {
+    my ($class, %opt) = @_;
+    my $base = $ENV{ACME_TEST_TMPDIR} || File::Spec->tmpdir;
+    make_path($base) unless -d $base;
+    my $script = $0;
+    $script =~ s{.*/}{};
+    $script =~ s/\.t$//;
+    $script =~ s/[^A-Za-z0-9_-]/_/g;
+    my $dir = tempdir("acmetest-$script-XXXXXX", DIR => $base, CLEANUP => 0);
+    $dir = abs_path($dir);
+    chmod 0755, $dir or die "chmod $dir: $!";
+    _make_traversable($dir);
+
+    my $self = bless {
+        dir              => $dir,
+        ports            => {},
+        procs            => {},    # name => {pid, log}
+        worker_processes => $opt{worker_processes} // 2,
+        log_level        => $opt{log_level} // 'notice',
+        owner            => $$,
+    }, $class;
+
+    $LIVE{"$self"} = $self;
+    weaken($LIVE{"$self"});
+
+    my $timeout = $opt{timeout} // $ENV{ACME_TEST_TIMEOUT} // 300;
+    if ($timeout) {
+        $SIG{ALRM} = sub { die "AcmeTest: test timed out after ${timeout}s\n" };
+        alarm $timeout;
+    }
+    for my $sig (qw(INT TERM HUP)) {
+        $SIG{$sig} = sub { _cleanup_all(1); exit 1 }
+            if !$SIG{$sig} || $SIG{$sig} eq 'DEFAULT';
+    }
+    return $self;
+}
+
+# Workers run as nobody and must reach the test directory.
+sub _make_traversable {
+    my ($path) = @_;
+    my $p = dirname($path);
+    while ($p ne '/' && $p ne '.') {
+        my @st = stat $p or last;
+        chmod(($st[2] & 07777) | 0001, $p) unless $st[2] & 0001;
+        $p = dirname($p);
+    }
+}
+
+sub dir { $_[0]{dir} }
+
+sub DESTROY {
+    my ($self) = @_;
+    return unless $self->{owner} && $self->{owner} == $$;
+    $self->cleanup;
+}
+
+# A die outside any eval unwinds the script's lexicals (and so runs
+# DESTROY) before END blocks: remember it to keep the logs.
+my $DYING;
+{
+    my $prev = $SIG{__DIE__};
+    $SIG{__DIE__} = sub {
+        $DYING = 1 if defined $^S && !$^S;
+        $prev->(@_) if ref $prev eq 'CODE';
+    };
+}
+
+sub cleanup {
+    my ($self, $aborted) = @_;
+    return if $self->{cleaned}++;
+    local ($?, $!, $@);    # waitpid and friends must not change the exit code
+    delete $LIVE{"$self"};
+    $self->_stop_all;
+    my $keep = $ENV{ACME_TEST_KEEP};
+    my $failed = $aborted || $DYING || !Test::More->builder->is_passing;
+    if ($failed) {
+        $self->_diag_logs;
+        $keep = 1;
+    }
+    if ($keep) {
+        Test::More::diag("AcmeTest: files kept in $self->{dir}");
+    } else {
+        remove_tree($self->{dir});
+    }
+}
+
+sub _cleanup_all {
+    my ($aborted) = @_;
+    for my $t (values %LIVE) {
+        $t->cleanup($aborted) if $t && $t->{owner} == $$;
+    }
+}
+
+# Runs before Test::Builder's END (LIFO), so $? is still the script's own
+# exit code: non-zero means it died.
+END {
+    my $rc = $?;
+    _cleanup_all($rc != 0);
+    $? = $rc;
+}
+
+sub _diag_logs {
+    my ($self) = @_;
+    for my $f (qw(error.log nginx.out pebble.log challtestsrv.log)) {
+        my $path = "$self->{dir}/$f";
+        next unless -s $path;
+        my @lines = split /\n/, _slurp($path);
+        my $n = @lines > 40 ? 40 : scalar @lines;
+        Test::More::diag("--- last $n lines of $f ---\n" . join("\n", @lines[-$n .. -1]));
+    }
+}
+
+# ---------------------------------------------------------------------------
+# small helpers
+
+sub _slurp {
+    my ($path, $from) = @_;
+    open my $fh, '<', $path or return '';
+    binmode $fh;
+    seek $fh, $from, 0 if $from;
+    local $/;
+    my $c = <$fh>;
+    return $c // '';
+}
+
+sub write_file {
+    my ($self, $rel, $content) = @_;
+    my $path = $rel =~ m{^/} ? $rel : "$self->{dir}/$rel";
+    make_path(dirname($path), { mode => 0755 });
+    open my $fh, '>', $path or die "write $path: $!";
+    binmode $fh;
+    print {$fh} $content;
+    close $fh or die "write $path: $!";
+    chmod 0644, $path;
+    return $path;
+}
+
+sub worker_dir {
+    my ($self, $rel) = @_;
+    my $path = "$self->{dir}/$rel";
+    make_path($path, { mode => 0755 });
+    my $uid = getpwnam('nobody') // 65534;
+    my $gid = getgrnam('nogroup') // 65534;
+    chown $uid, $gid, $path;
+    return $path;
+}
+
+sub wait_for {
+    my ($self, $cb, %opt) = @_;
+    my $timeout  = $opt{timeout}  // 30;
+    my $interval = $opt{interval} // 0.1;
+    my $deadline = time + $timeout;
+    while (1) {
+        my $r = $cb->();
+        return $r if $r;
+        return undef if time >= $deadline;
+        sleep $interval;
+    }
+}
+
+sub _run {
+    my (@cmd) = @_;
+    my $pid = open(my $fh, '-|') // die "fork: $!";
+    if (!$pid) {
+        open STDERR, '>&', \*STDOUT;
+        exec @cmd or do { print "exec $cmd[0]: $!\n"; POSIX::_exit(127) };
+    }
+    local $/;
+    my $out = <$fh> // '';
+    close $fh;
+    return ($? >> 8, $out);
+}
+
+sub _openssl {
+    my ($self, @args) = @_;
+    my ($rc, $out) = _run('openssl', @args);
+    die "openssl @args failed:\n$out" if $rc;
+    return $out;
+}
+
+# ---------------------------------------------------------------------------
+# ports
+
+sub _port_free {
+    my ($port) = @_;
+    for my $proto (qw(tcp udp)) {
+        my $s = IO::Socket::INET->new(
+            LocalAddr => '127.0.0.1',
+            LocalPort => $port,
+            Proto     => $proto,
+            ($proto eq 'tcp' ? (Listen => 1) : ()),
+        ) or return 0;
+        close $s;
+    }
+    return 1;
+}
+
+# Random ports below the ephemeral range, so that no outgoing connection
+# (and no other test running in parallel, most likely) takes one meanwhile.
+sub port {
+    my ($self, $name) = @_;
+    $name = lc $name;
+    return $self->{ports}{$name} if $self->{ports}{$name};
+    my %used = map { $_ => 1 } values %{ $self->{ports} };
+    for (1 .. 500) {
+        my $p = 20000 + int(rand(12000));
+        next if $used{$p};
+        next unless _port_free($p);
+        return $self->{ports}{$name} = $p;
+    }
+    die "AcmeTest: no free port found for $name";
+}
+
+# ---------------------------------------------------------------------------
+# processes
+
+sub _spawn {
+    my ($self, $name, $cmd, %opt) = @_;
+    my $log = $opt{log} // "$self->{dir}/$name.log";
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        # own process group, so that leftovers can be found and stopped
+        setpgrp(0, 0);
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>>', $log or POSIX::_exit(127);
+        open STDERR, '>&', \*STDOUT;
+        $ENV{$_} = $opt{env}{$_} for keys %{ $opt{env} || {} };
+        alarm 0;
+        exec @$cmd or do { print STDERR "exec $cmd->[0]: $!\n"; POSIX::_exit(127) };
+    }
+    $self->{procs}{$name} = { pid => $pid, log => $log, cmd => $cmd };
+    return $pid;
+}
+
+sub _alive {
+    my ($pid) = @_;
+    my $r = waitpid($pid, WNOHANG);
+    return 0 if $r == $pid || $r == -1;
+    return kill(0, $pid) ? 1 : 0;
+}
+
+sub _proc_alive {
+    my ($self, $name) = @_;
+    my $p = $self->{procs}{$name} or return 0;
+    return _alive($p->{pid});
+}
+
+sub _stop {
+    my ($self, $name, $sig) = @_;
+    my $p = delete $self->{procs}{$name} or return;
+    my $pid = $p->{pid};
+    $sig //= 'TERM';
+    kill $sig, $pid;
+    my $deadline = time + 5;
+    while (time < $deadline) {
+        last unless _alive($pid);
+        sleep 0.05;
+    }
+    if (_alive($pid)) {
+        kill 'KILL', $pid;
+        my $d2 = time + 5;
+        sleep 0.05 while _alive($pid) && time < $d2;
+    }
+    # whatever the process left in its group (nginx workers of a killed master)
+    if (kill 0, -$pid) {
+        kill 'TERM', -$pid;
+        my $d3 = time + 5;
+        sleep 0.05 while kill(0, -$pid) && time < $d3;
+        kill 'KILL', -$pid if kill 0, -$pid;
+    }
+}
+
+sub _stop_all {
+    my ($self) = @_;
+    $self->_stop('nginx') if $self->{procs}{nginx};
+    $self->_stop($_) for sort keys %{ $self->{procs} };
+}
+
+# ---------------------------------------------------------------------------
+# certificates
+
+sub _ensure_ca {
+    my ($self) = @_;
+    my $d = $self->{dir};
+    return "$d/ca.pem" if -s "$d/ca.pem";
+    $self->_openssl(qw(req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256),
+        -keyout => "$d/ca.key", -out => "$d/ca.pem", -days => 30,
+        -subj => '/CN=AcmeTest harness CA',
+        -addext => 'basicConstraints=critical,CA:TRUE',
+        -addext => 'keyUsage=critical,keyCertSign,cRLSign');
+    chmod 0644, "$d/ca.pem";
+    chmod 0600, "$d/ca.key";
+    return "$d/ca.pem";
+}
+
+sub ca_file { $_[0]->_ensure_ca }
+
+sub make_cert {
+    my ($self, %opt) = @_;
+    my $name = $opt{name} // ($opt{names} ? $opt{names}[0] : 'localhost');
+    my @names = @{ $opt{names} || [$name] };
+    my $key_type = $opt{key} // 'ec';
+    my $days = $opt{days} // 30;
+    my $ca = $self->_ensure_ca;
+    my $d = $self->{dir};
+    (my $base = $opt{file} // $name) =~ s/[^A-Za-z0-9_.-]/_/g;
+    my ($crt, $key, $csr, $ext) = map { "$d/$base.$_" } qw(crt key csr ext);
+
+    my @newkey = $key_type eq 'rsa'
+        ? (-newkey => 'rsa:2048')
+        : (-newkey => 'ec', -pkeyopt => 'ec_paramgen_curve:P-256');
+    $self->_openssl('req', '-new', '-nodes', @newkey, -keyout => $key, -out => $csr,
+        -subj => "/CN=$name");
+    my $san = join ',', map { /^[\d.]+$/ || /:/ ? "IP:$_" : "DNS:$_" } @names;
+    $self->write_file($ext, "subjectAltName=$san\nbasicConstraints=CA:FALSE\n"
+        . "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n");
+    $self->_openssl(qw(x509 -req), -in => $csr, -CA => $ca, -CAkey => "$d/ca.key",
+        -CAcreateserial => (), -out => $crt, -days => $days, -extfile => $ext);
+    chmod 0644, $crt, $key;    # read by nobody in tests; throwaway keys
+    unlink $csr, $ext;
+    return ($crt, $key);
+}
+
+# ---------------------------------------------------------------------------
+# Pebble
+
+sub _merge {
+    my ($into, $from) = @_;
+    for my $k (keys %$from) {
+        my $v = $from->{$k};
+        if (!defined $v) {
+            delete $into->{$k};
+        } elsif (ref $v eq 'HASH' && ref $into->{$k} eq 'HASH') {
+            _merge($into->{$k}, $v);
+        } else {
+            $into->{$k} = $v;
+        }
+    }
+    return $into;
+}
+
+sub _https {
+    my ($self, %opt) = @_;
+    return HTTP::Tiny->new(
+        timeout    => $opt{timeout} // 5,
+        verify_SSL => 1,
+        SSL_options => { SSL_ca_file => $self->ca_file },
+        max_redirect => 0,
+        agent => "AcmeTest/$VERSION",
+    );
+}
+
+sub start_pebble {
+    my ($self, %opt) = @_;
+    die "pebble already running" if $self->{procs}{pebble};
+    my $d = $self->{dir};
+    my $version = pebble_version() // die "AcmeTest: no pebble (run make deps)";
+
+    my ($cert, $key) = $self->make_cert(names => ['localhost', '127.0.0.1'], file => 'pebble-listener');
+
+    my $config = {
+        listenAddress                  => '127.0.0.1:' . $self->port('acme'),
+        managementListenAddress        => '127.0.0.1:' . $self->port('mgmt'),
+        certificate                    => $cert,
+        privateKey                     => $key,
+        httpPort                       => $self->port('http'),
+        tlsPort                        => $self->port('https'),
+        ocspResponderURL               => '',
+        externalAccountBindingRequired => JSON::PP::false,
+        retryAfter                     => { authz => 0, order => 0 },
+        profiles => {
+            default    => { description => 'default', validityPeriod => 7776000 },
+            shortlived => { description => 'short',   validityPeriod => 518400 },
+        },
+    };
+    _merge($config, $opt{config} || {});
+    my $cfile = $self->write_file('pebble-config.json',
+        JSON::PP->new->canonical->pretty->encode({ pebble => $config }));
+
+    # DNS stub: every A query answers 127.0.0.1, no AAAA, no responders.
+    my $cts = $self->pebble_bin('pebble-challtestsrv');
+    my (undef, $help) = _run($cts, '-h');
+    my $dns_flag = $help =~ /-dnsserver\b/ ? '-dnsserver' : '-dns01';
+    my $dns = '127.0.0.1:' . $self->port('dns');
+    my @cts = ($cts, $dns_flag => $dns, -http01 => '', -https01 => '', -tlsalpn01 => '',
+        -management => '127.0.0.1:' . $self->port('challtest'),
+        -defaultIPv4 => '127.0.0.1', -defaultIPv6 => '');
+    push @cts, -doh => '' if $help =~ /-doh\b/;
+    $self->_spawn('challtestsrv', \@cts);
+    $self->wait_for(sub {
+            die "pebble-challtestsrv exited:\n" . _slurp("$d/challtestsrv.log")
+                unless $self->_proc_alive('challtestsrv');
+            IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $self->port('challtest'),
+                Proto => 'tcp', Timeout => 1);
+        }, timeout => 15)
+        or die "pebble-challtestsrv did not start:\n" . _slurp("$d/challtestsrv.log");
+
+    my %env = (PEBBLE_VA_NOSLEEP => 1, %{ $opt{env} || {} });
+    $self->_spawn('pebble', [$self->pebble_bin('pebble'), -config => $cfile, -dnsserver => $dns],
+        env => \%env);
+    my $http = $self->_https(timeout => 2);
+    my $ok = $self->wait_for(sub {
+            die "pebble exited:\n" . _slurp("$d/pebble.log") unless $self->_proc_alive('pebble');
+            $http->get($self->acme_uri)->{success};
+        }, timeout => 20);
+    die "pebble did not answer at " . $self->acme_uri . ":\n" . _slurp("$d/pebble.log") unless $ok;
+    delete @{$self}{qw(pebble_root pebble_intermediate)};
+    $self->{pebble_running} = 1;
+    return 1;
+}
+
+sub stop_pebble {
+    my ($self) = @_;
+    $self->_stop('pebble');
+    $self->_stop('challtestsrv');
+    delete @{$self}{qw(pebble_root pebble_intermediate pebble_running)};
+}
+
+sub acme_uri { 'https://127.0.0.1:' . $_[0]->port('acme') . '/dir' }
+
+sub pebble_ca_file { $_[0]->ca_file }
+
+sub pebble_mgmt {
+    my ($self, $method, $path, $body) = @_;
+    my $url = 'https://127.0.0.1:' . $self->port('mgmt') . $path;
+    return $self->_https->request($method, $url,
+        defined $body ? { content => encode_json($body),
+                          headers => { 'content-type' => 'application/json' } } : {});
+}
+
+sub _fetch_pem {
+    my ($self, $what, $file) = @_;
+    return $self->{$what} if $self->{$what} && -s $self->{$what};
+    die "pebble is not running" unless $self->{pebble_running};
+    my $path = $what eq 'pebble_root' ? '/roots/0' : '/intermediates/0';
+    my $r = $self->pebble_mgmt(GET => $path);
+    die "GET $path: $r->{status} $r->{content}" unless $r->{success};
+    return $self->{$what} = $self->write_file($file, $r->{content});
+}
+
+sub pebble_root         { $_[0]->_fetch_pem('pebble_root', 'pebble-root.pem') }
+sub pebble_intermediate { $_[0]->_fetch_pem('pebble_intermediate', 'pebble-intermediate.pem') }
+
+sub challtest {
+    my ($self, $path, $body) = @_;
+    my $url = 'http://127.0.0.1:' . $self->port('challtest') . $path;
+    return HTTP::Tiny->new(timeout => 5)->post($url, {
+        content => encode_json($body || {}),
+        headers => { 'content-type' => 'application/json' },
+    });
+}
+
+sub pebble_log { _slurp("$_[0]{dir}/pebble.log") }
+
+sub pebble_log_count {
+    my ($self, $re) = @_;
+    return scalar grep { $_ =~ $re } split /\n/, $self->pebble_log;
+}
+
+# Pebble logs "POST /order-plz -> calling handler()" for every newOrder
+# request and "There are now N orders in the db" for each one it accepted.
+sub pebble_orders {
+    my ($self) = @_;
+    return $self->pebble_log_count(qr/Added order "[^"]+" to the db/);
+}
+
+# ---------------------------------------------------------------------------
+# nginx
+
+sub write_nginx_conf {
+    my ($self, $template, %opt) = @_;
+    my $d = $self->{dir};
+    my $module = module_path();
+    $self->{$_} = $opt{$_} for grep { exists $opt{$_} } qw(worker_processes log_level);
+    $self->{master_process} = $opt{master_process} // 1;
+    my $load = $opt{module} // 1;
+    die "AcmeTest: ACME_MODULE is not set to a readable module\n"
+        if $load && $opt{module} && !$module;
+
+    my %sub = (
+        MODULE     => $module // '',
+        HTTP_PORT  => $self->port('http'),
+        HTTPS_PORT => $self->port('https'),
+        ACME_URI   => $self->acme_uri,
+        PEBBLE_CA  => $self->ca_file,
+        TESTDIR    => $d,
+        DNS_PORT   => $self->port('dns'),
+    );
+    $sub{PEBBLE_ROOT} = $self->pebble_root if $self->{pebble_running};
+
+    my $conf = $template;
+    $conf =~ s/%%PORT_([A-Za-z0-9_]+)%%/$self->port(lc $1)/ge;
+    $conf =~ s/%%([A-Z0-9_]+)%%/exists $sub{$1} ? $sub{$1} : die "AcmeTest: unknown %%$1%% in nginx config\n"/ge;
+    $conf =~ s{^(\s*http\s*\{)}{$1\n    access_log $d/access.log;}m;
+
+    my $head = '';
+    $head .= "load_module $module;\n" if $load && $module;
+    $head .= <<"EOF";
+daemon off;
+master_process @{[ $self->{master_process} ? 'on' : 'off' ]};
+pid $d/nginx.pid;
+error_log $d/error.log $self->{log_level};
+worker_processes $self->{worker_processes};
+
+events {
+    worker_connections 1024;
+}
+
+EOF
+    return $self->{nginx_conf} = $self->write_file('nginx.conf', $head . $conf);
+}
+
+sub _nginx_args {
+    my ($self, $elog) = @_;
+    die "AcmeTest: write_nginx_conf first" unless $self->{nginx_conf};
+    return ('-p', "$self->{dir}/", '-c', $self->{nginx_conf}, '-e', $elog);
+}
+
+sub run_nginx_t {
+    my ($self) = @_;
+    return _run($NGINX, '-t', $self->_nginx_args("$self->{dir}/error-t.log"));
+}
+
+sub start_nginx {
+    my ($self) = @_;
+    die "nginx already running" if $self->{procs}{nginx};
+    my $d = $self->{dir};
+    unlink "$d/nginx.pid";
+    my $pid = $self->_spawn('nginx', [$NGINX, $self->_nginx_args("$d/error.log")],
+        log => "$d/nginx.out");
+    my $ok = $self->wait_for(sub {
+            return 'dead' unless _alive($pid);
+            return -s "$d/nginx.pid" unless $self->{master_process};
+            my $p = $self->nginx_pids;
+            return $p->{master} && @{ $p->{workers} } >= $self->{worker_processes};
+        }, timeout => 20);
+    if (!$ok || $ok eq 'dead' || !_alive($pid)) {
+        my $why = _slurp("$d/nginx.out") . _slurp("$d/error.log");
+        $self->_stop('nginx');
+        die "AcmeTest: nginx did not start:\n$why";
+    }
+    return $pid;
+}
+
+sub signal_nginx {
+    my ($self, $sig) = @_;
+    my $p = $self->{procs}{nginx} or die "nginx is not running";
+    kill $sig, $p->{pid};
+}
+
+sub reload_nginx {
+    my ($self, %opt) = @_;
+    my $before = $self->nginx_pids;
+    my %old = map { $_ => 1 } @{ $before->{workers} }, @{ $before->{shutting_down} },
+        grep { defined } $before->{helper}, $before->{loader};
+    my $mark = $self->log_mark;
+    $self->signal_nginx('HUP');
+    my $result;
+    $self->wait_for(sub {
+            my $log = $self->error_log($mark);
+            if ($log =~ /^(.*\[emerg\].*)$/m) {
+                $result = { error => $1 };
+                return 1;
+            }
+            if (!$self->{master_process}) {
+                # one process re-reads its configuration in place
+                return 0 unless $log =~ /reconfiguring/;
+                sleep 0.3;    # no line marks the end of an in-place reload
+                return $result = { ok => 1 };
+            }
+            my $now = $self->nginx_pids;
+            my @new = grep { !$old{$_} } @{ $now->{workers} };
+            my @stale = grep { $old{$_} } @{ $now->{workers} };
+            if (@new >= $self->{worker_processes} && !@stale) {
+                $result = { ok => 1 };
+                return 1;
+            }
+            return 0;
+        }, timeout => 20);
+    $result //= { error => 'timed out waiting for new workers' };
+    if ($result->{error}) {
+        return $result->{error} if $opt{expect_fail};
+        die "AcmeTest: reload failed: $result->{error}\n";
+    }
+    die "AcmeTest: reload succeeded but expect_fail was given\n" if $opt{expect_fail};
+    return 1;
+}
+
+sub stop_nginx {
+    my ($self, %opt) = @_;
+    return unless $self->{procs}{nginx};
+    $self->_stop('nginx', $opt{graceful} ? 'QUIT' : 'TERM');
+}
+
+sub nginx_pids {
+    my ($self) = @_;
+    my %r = (master => undef, workers => [], helper => undef, loader => undef,
+        shutting_down => [], other => []);
+    my $p = $self->{procs}{nginx} or return \%r;
+    my $master = $p->{pid};
+    return \%r unless _alive($master);
+    $r{master} = $master;
+    open my $ps, '-|', 'ps', '-e', '-o', 'pid=,ppid=,args=' or return \%r;
+    while (my $line = <$ps>) {
+        my ($pid, $ppid, $args) = $line =~ /^\s*(\d+)\s+(\d+)\s+(.*)$/ or next;
+        next unless $ppid == $master;
+        if ($args =~ /worker process is shutting down/) {
+            push @{ $r{shutting_down} }, $pid;
+        } elsif ($args =~ /worker process/) {
+            push @{ $r{workers} }, $pid;
+        } elsif ($args =~ /cache manager process/) {
+            $r{helper} = $pid;
+        } elsif ($args =~ /cache loader process/) {
+            $r{loader} = $pid;
+        } else {
+            push @{ $r{other} }, $pid;
+        }
+    }
+    close $ps;
+    return \%r;
+}
+
+sub helper_pid  { $_[0]->nginx_pids->{helper} }
+sub worker_pids { @{ $_[0]->nginx_pids->{workers} } }
+
+sub log_mark { -s "$_[0]{dir}/error.log" || 0 }
+
+sub error_log {
+    my ($self, $mark) = @_;
+    return _slurp("$self->{dir}/error.log", $mark);
+}
+
+sub wait_log {
+    my ($self, $re, $timeout, $mark) = @_;
+    my $found;
+    $self->wait_for(sub {
+            for my $line (split /\n/, $self->error_log($mark)) {
+                return $found = $line if $line =~ $re;
+            }
+            return 0;
+        }, timeout => $timeout // 30);
+    return $found;
+}
+
+# ---------------------------------------------------------------------------
+# clients
+
+sub http_get {
+    my ($self, $path, %opt) = @_;
+    my $port = $opt{port} // $self->port('http');
+    my $timeout = $opt{timeout} // 5;
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+        Proto => 'tcp', Timeout => $timeout)
+        or return { status => undef, success => 0, headers => {}, content => undef,
+                    error => "connect 127.0.0.1:$port: $!" };
+    my $r = _http_exchange($sock, $path, $opt{host} // "127.0.0.1:$port", $timeout, $opt{headers});
+    close $sock;
+    return $r;
+}
+
+my %KEY_TYPES = (6 => 'rsa', 912 => 'rsa-pss', 408 => 'ec', 1087 => 'ed25519', 1088 => 'ed448');
+
+sub _asn1_epoch {
+    my ($t) = @_;
+    my $iso = Net::SSLeay::P_ASN1_TIME_get_isotime($t) or return undef;
+    my ($Y, $M, $D, $h, $m, $s) = $iso =~ /^(\d+)-(\d+)-(\d+)T(\d+):(\d+):(\d+)/ or return undef;
+    return timegm($s, $m, $h, $D, $M - 1, $Y);
+}
+
+sub cert_info {
+    my ($x509) = @_;
+    my %r;
+    $r{subject_cn} = Net::SSLeay::X509_NAME_get_text_by_NID(
+        Net::SSLeay::X509_get_subject_name($x509), &Net::SSLeay::NID_commonName);
+    $r{issuer_cn} = Net::SSLeay::X509_NAME_get_text_by_NID(
+        Net::SSLeay::X509_get_issuer_name($x509), &Net::SSLeay::NID_commonName);
+    $_ = undef for grep { defined && $_ eq '' } @r{qw(subject_cn issuer_cn)};
+    my @alt = Net::SSLeay::X509_get_subjectAltNames($x509);
+    my @sans;
+    while (my ($type, $value) = splice @alt, 0, 2) {
+        if ($type == 2) {
+            push @sans, $value;
+        } elsif ($type == 7) {
+            push @sans, length $value == 4 ? inet_ntoa($value)
+                : length $value == 16 ? inet_ntop(AF_INET6, $value) : $value;
+        }
+    }
+    $r{sans} = \@sans;
+    $r{not_before} = _asn1_epoch(Net::SSLeay::X509_get_notBefore($x509));
+    $r{not_after}  = _asn1_epoch(Net::SSLeay::X509_get_notAfter($x509));
+    $r{serial} = Net::SSLeay::P_ASN1_INTEGER_get_hex(Net::SSLeay::X509_get_serialNumber($x509));
+    if (my $pk = Net::SSLeay::X509_get_pubkey($x509)) {
+        my $id = Net::SSLeay::EVP_PKEY_id($pk);
+        $r{key_type} = $KEY_TYPES{$id} // "nid$id";
+        $r{key_bits} = Net::SSLeay::EVP_PKEY_bits($pk);
+        Net::SSLeay::EVP_PKEY_free($pk);
+    }
+    $r{cert_pem} = Net::SSLeay::PEM_get_string_X509($x509);
+    return \%r;
+}
+
+sub tls_get {
+    my ($self, %opt) = @_;
+    my $name = $opt{name};
+    my $port = $opt{port} // $self->port('https');
+    my $ca = $opt{ca};
+    my $timeout = $opt{timeout} // 5;
+    my %r = (ok => 0, verified => 0);
+
+    my $sock = IO::Socket::SSL->new(
+        PeerAddr => '127.0.0.1',
+        PeerPort => $port,
+        Timeout  => $timeout,
+        (defined $name ? (SSL_hostname => $name) : (SSL_hostname => '')),
+        SSL_verify_mode => $ca ? SSL_VERIFY_PEER : SSL_VERIFY_NONE,
+        ($ca ? (SSL_ca_file => $ca, SSL_ca_path => undef) : ()),
+        # accept whatever comes; the verdict is read after the handshake
+        SSL_verify_callback => sub { 1 },
+        SSL_verifycn_scheme => 'none',
+        ($opt{alpn} ? (SSL_alpn_protocols => $opt{alpn}) : ()),
+        ($opt{ssl_options} ? %{ $opt{ssl_options} } : ()),
+    );
+    if (!$sock) {
+        my $errno = "$!";
+        my $ssl_error = $IO::Socket::SSL::SSL_ERROR // '';
+        $r{error} = $ssl_error =~ /configuration failed/ || $ssl_error eq ''
+            ? "connect 127.0.0.1:$port: $errno" : $ssl_error;
+        return \%r;
+    }
+    $r{ok} = 1;
+    my $ssl = $sock->_get_ssl_object;
+    $r{protocol} = $sock->get_sslversion;
+    $r{alpn} = $sock->alpn_selected if $opt{alpn};
+
+    my @chain = Net::SSLeay::get_peer_cert_chain($ssl);
+    my $leaf = Net::SSLeay::get_peer_certificate($ssl);
+    if ($leaf) {
+        %r = (%r, %{ cert_info($leaf) });
+        $r{chain_pem} = join '', map { Net::SSLeay::PEM_get_string_X509($_) } @chain;
+        $r{chain_len} = scalar @chain;
+        if ($ca) {
+            my $v = Net::SSLeay::get_verify_result($ssl);
+            if ($v != 0) {
+                $r{verify_error} = Net::SSLeay::X509_verify_cert_error_string($v);
+            } elsif (defined $name && $name ne ''
+                && !IO::Socket::SSL::verify_hostname_of_cert($name, $leaf, 'http')) {
+                $r{verify_error} = "certificate does not match $name";
+            } else {
+                $r{verified} = 1;
+            }
+        }
+        Net::SSLeay::X509_free($leaf);
+    } else {
+        $r{error} = 'no peer certificate';
+    }
+
+    if (defined $opt{request}) {
+        my $h = _http_exchange($sock, $opt{request}, $opt{host} // $name // '127.0.0.1', $timeout,
+            $opt{headers});
+        @r{qw(status headers body)} = @{$h}{qw(status headers content)};
+        $r{error} //= $h->{error} if $h->{error};
+    }
+    $sock->close(SSL_no_shutdown => 1);
+    return \%r;
+}
+
+# One HTTP/1.1 request on a connected socket, read to EOF; never dies.
+sub _http_exchange {
+    my ($sock, $path, $host, $timeout, $headers) = @_;
+    my $req = "GET $path HTTP/1.1\r\nHost: $host\r\nConnection: close\r\nUser-Agent: AcmeTest\r\n";
+    $req .= "$_: $headers->{$_}\r\n" for sort keys %{ $headers || {} };
+    print {$sock} "$req\r\n";
+    my $resp = '';
+    my $deadline = time + $timeout;
+    while (time < $deadline) {
+        if (!($sock->can('pending') && $sock->pending)) {
+            my $rin = '';
+            vec($rin, fileno($sock), 1) = 1;
+            my $n = select(my $rout = $rin, undef, undef, 0.2);
+            next if !$n || $n < 0;
+        }
+        my $got = sysread($sock, my $buf, 65536);
+        last unless $got;
+        $resp .= $buf;
+    }
+    my %r = (status => undef, headers => {}, content => undef, success => 0);
+    if ($resp =~ m{^HTTP/\d(?:\.\d)?\s+(\d+)[^\r\n]*\r?\n(.*?)\r?\n\r?\n(.*)}s
+        || $resp =~ m{^HTTP/\d(?:\.\d)?\s+(\d+)[^\r\n]*\r?\n(.*?)\r?\n\r?\n()$}s) {
+        $r{status} = $1;
+        my ($head, $body) = ($2, $3);
+        for (split /\r?\n/, $head) {
+            my ($k, $v) = /^([^:]+):\s*(.*)$/ or next;
+            $r{headers}{ lc $k } = $v;
+        }
+        $body = _unchunk($body) if ($r{headers}{'transfer-encoding'} // '') =~ /chunked/i;
+        $r{content} = $body;
+        $r{success} = $r{status} =~ /^2/ ? 1 : 0;
+    } else {
+        $r{error} = length $resp ? 'malformed HTTP response: ' . substr($resp, 0, 200) : 'no HTTP response';
+    }
+    return \%r;
+}
+
+sub _unchunk {
+    my ($s) = @_;
+    my $out = '';
+    while ($s =~ s/^([0-9a-fA-F]+)[^\r\n]*\r\n//) {
+        my $n = hex $1;
+        last if $n == 0;
+        $out .= substr($s, 0, $n, '');
+        $s =~ s/^\r\n//;
+    }
+    return $out;
+}
+
+1;

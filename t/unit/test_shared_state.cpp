@@ -1,0 +1,260 @@
+// Unit tests of the shared-memory area (shared_state.h): layout, http-01
+// answers, generations, and use from several processes and threads.
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "acme/error.h"
+#include "acme/shared_state.h"
+
+namespace {
+
+using acme::SharedState;
+
+// Anonymous shared mapping, as nginx's shared zones are.
+class SharedMemory {
+public:
+    explicit SharedMemory(std::size_t size) : size_(size) {
+        base_ = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (base_ == MAP_FAILED) throw std::runtime_error("mmap failed");
+    }
+    ~SharedMemory() { ::munmap(base_, size_); }
+    void* base() const { return base_; }
+    std::size_t size() const { return size_; }
+
+private:
+    void* base_;
+    std::size_t size_;
+};
+
+TEST(SharedState, FormatAndFormatted) {
+    SharedMemory mem(SharedState::default_size);
+    SharedState state(mem.base(), mem.size());
+    EXPECT_FALSE(state.formatted());
+    state.format();
+    EXPECT_TRUE(state.formatted());
+    // Another size means another layout.
+    SharedState other(mem.base(), mem.size() - 4096);
+    EXPECT_FALSE(other.formatted());
+}
+
+TEST(SharedState, SlotCounts) {
+    EXPECT_GE(SharedState::challenge_slots(SharedState::min_size()), 4u);
+    EXPECT_GE(SharedState::certificate_slots(SharedState::min_size()), 4u);
+    EXPECT_GE(SharedState::challenge_slots(SharedState::default_size), 1000u);
+    EXPECT_GE(SharedState::certificate_slots(SharedState::default_size), 1000u);
+    EXPECT_EQ(SharedState::challenge_slots(0), 0u);
+}
+
+TEST(SharedState, TooSmallAreaIsRejected) {
+    SharedMemory mem(4096);
+    ASSERT_LT(std::size_t{64}, SharedState::min_size());
+    SharedState state(mem.base(), 64);
+    EXPECT_THROW(state.format(), acme::Error);
+    EXPECT_FALSE(state.formatted());
+    EXPECT_FALSE(state.publish_http01("t", "t.k"));
+    EXPECT_EQ(state.generation("x"), 0u);
+}
+
+TEST(SharedState, PublishFindWithdraw) {
+    SharedMemory mem(SharedState::default_size);
+    SharedState state(mem.base(), mem.size());
+    state.format();
+    EXPECT_FALSE(state.find_http01("token1").has_value());
+    EXPECT_TRUE(state.publish_http01("token1", "token1.thumb"));
+    EXPECT_TRUE(state.publish_http01("token2", "token2.thumb"));
+    EXPECT_EQ(state.find_http01("token1"), std::optional<std::string>("token1.thumb"));
+    EXPECT_EQ(state.find_http01("token2"), std::optional<std::string>("token2.thumb"));
+    EXPECT_FALSE(state.find_http01("token").has_value());
+    EXPECT_FALSE(state.find_http01("token12").has_value());
+    EXPECT_FALSE(state.find_http01("").has_value());
+
+    // Publishing again replaces the answer instead of taking a second slot.
+    EXPECT_TRUE(state.publish_http01("token1", "token1.other"));
+    EXPECT_EQ(state.find_http01("token1"), std::optional<std::string>("token1.other"));
+
+    state.withdraw_http01("token1");
+    EXPECT_FALSE(state.find_http01("token1").has_value());
+    EXPECT_EQ(state.find_http01("token2"), std::optional<std::string>("token2.thumb"));
+    state.withdraw_http01("token1");  // harmless
+}
+
+TEST(SharedState, LimitsOfTokenAndAnswer) {
+    SharedMemory mem(SharedState::min_size());
+    SharedState state(mem.base(), mem.size());
+    state.format();
+    std::string token(SharedState::max_token, 't');
+    std::string answer(SharedState::max_key_authorization, 'a');
+    EXPECT_TRUE(state.publish_http01(token, answer));
+    EXPECT_EQ(state.find_http01(token), std::optional<std::string>(answer));
+    EXPECT_FALSE(state.publish_http01(token + "t", "x"));
+    EXPECT_FALSE(state.publish_http01("x", answer + "a"));
+    EXPECT_FALSE(state.publish_http01("", "x"));
+}
+
+TEST(SharedState, FullTableReturnsFalse) {
+    SharedMemory mem(SharedState::min_size());
+    SharedState state(mem.base(), mem.size());
+    state.format();
+    std::size_t slots = SharedState::challenge_slots(mem.size());
+    for (std::size_t i = 0; i < slots; ++i) {
+        ASSERT_TRUE(state.publish_http01("tok" + std::to_string(i), "answer")) << i;
+    }
+    EXPECT_FALSE(state.publish_http01("one-too-many", "answer"));
+    // Existing tokens can still be updated, and withdrawing frees a slot.
+    EXPECT_TRUE(state.publish_http01("tok0", "new"));
+    state.withdraw_http01("tok3");
+    EXPECT_TRUE(state.publish_http01("one-too-many", "answer"));
+    EXPECT_EQ(state.find_http01("one-too-many"), std::optional<std::string>("answer"));
+}
+
+TEST(SharedState, Generations) {
+    SharedMemory mem(SharedState::default_size);
+    SharedState state(mem.base(), mem.size());
+    state.format();
+    EXPECT_EQ(state.global_generation(), 0u);
+    EXPECT_EQ(state.generation("example.test-1a2b3c4d"), 0u);
+    state.certificate_updated("example.test-1a2b3c4d");
+    std::uint64_t g1 = state.generation("example.test-1a2b3c4d");
+    EXPECT_GT(g1, 0u);
+    EXPECT_EQ(state.global_generation(), 1u);
+    state.certificate_updated("other.test-00000000");
+    EXPECT_EQ(state.generation("example.test-1a2b3c4d"), g1);
+    EXPECT_GT(state.generation("other.test-00000000"), g1);
+    state.certificate_updated("example.test-1a2b3c4d");
+    EXPECT_GT(state.generation("example.test-1a2b3c4d"), g1);
+    EXPECT_EQ(state.global_generation(), 3u);
+}
+
+TEST(SharedState, LongCertificateIdsAreDistinguished) {
+    SharedMemory mem(SharedState::default_size);
+    SharedState state(mem.base(), mem.size());
+    state.format();
+    // Same first max_cert_id bytes, different endings.
+    std::string prefix(SharedState::max_cert_id + 10, 'a');
+    state.certificate_updated(prefix + "-11111111");
+    EXPECT_GT(state.generation(prefix + "-11111111"), 0u);
+    EXPECT_EQ(state.generation(prefix + "-22222222"), 0u);
+    state.certificate_updated(prefix + "-22222222");
+    EXPECT_NE(state.generation(prefix + "-11111111"), state.generation(prefix + "-22222222"));
+}
+
+TEST(SharedState, FullCertificateTableStillSignalsUpdates) {
+    SharedMemory mem(SharedState::min_size());
+    SharedState state(mem.base(), mem.size());
+    state.format();
+    std::size_t slots = SharedState::certificate_slots(mem.size());
+    for (std::size_t i = 0; i < slots; ++i) state.certificate_updated("c" + std::to_string(i));
+    EXPECT_EQ(state.generation("late"), 0u);
+    state.certificate_updated("late");
+    // No slot for it: reported with the global generation, never as 0.
+    EXPECT_EQ(state.generation("late"), state.global_generation());
+    EXPECT_GT(state.generation("late"), 0u);
+}
+
+TEST(SharedState, FormatResets) {
+    SharedMemory mem(SharedState::default_size);
+    SharedState state(mem.base(), mem.size());
+    state.format();
+    state.publish_http01("token", "answer");
+    state.certificate_updated("cert");
+    state.format();
+    EXPECT_TRUE(state.formatted());
+    EXPECT_FALSE(state.find_http01("token").has_value());
+    EXPECT_EQ(state.generation("cert"), 0u);
+    EXPECT_EQ(state.global_generation(), 0u);
+}
+
+TEST(SharedState, WorksAcrossFork) {
+    SharedMemory mem(SharedState::default_size);
+    SharedState parent(mem.base(), mem.size());
+    parent.format();
+    parent.publish_http01("from-parent", "p");
+
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        SharedState child(mem.base(), mem.size());
+        bool ok = child.formatted() &&
+                  child.find_http01("from-parent") == std::optional<std::string>("p") &&
+                  child.publish_http01("from-child", "c");
+        child.certificate_updated("cert");
+        ::_exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+    EXPECT_EQ(parent.find_http01("from-child"), std::optional<std::string>("c"));
+    EXPECT_EQ(parent.generation("cert"), 1u);
+    EXPECT_EQ(parent.global_generation(), 1u);
+}
+
+TEST(SharedState, ConcurrentProcessesAndThreads) {
+    SharedMemory mem(SharedState::default_size);
+    SharedState state(mem.base(), mem.size());
+    state.format();
+    constexpr int processes = 4, threads = 4, rounds = 300;
+
+    std::vector<pid_t> pids;
+    for (int p = 0; p < processes; ++p) {
+        pid_t pid = ::fork();
+        ASSERT_GE(pid, 0);
+        if (pid == 0) {
+            SharedState s(mem.base(), mem.size());
+            std::atomic<bool> ok{true};
+            std::vector<std::thread> ts;
+            for (int t = 0; t < threads; ++t) {
+                ts.emplace_back([&, t] {
+                    for (int r = 0; r < rounds; ++r) {
+                        std::string token = "p" + std::to_string(p) + "t" + std::to_string(t) +
+                                            "r" + std::to_string(r % 7);
+                        std::string answer = token + ".answer";
+                        if (!s.publish_http01(token, answer)) ok = false;
+                        if (s.find_http01(token) != std::optional<std::string>(answer)) ok = false;
+                        s.certificate_updated("cert" + std::to_string(t));
+                        s.withdraw_http01(token);
+                        if (s.find_http01(token).has_value()) ok = false;
+                    }
+                });
+            }
+            for (auto& th : ts) th.join();
+            ::_exit(ok ? 0 : 1);
+        }
+        pids.push_back(pid);
+    }
+    for (pid_t pid : pids) {
+        int status = 0;
+        ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+        ASSERT_TRUE(WIFEXITED(status));
+        EXPECT_EQ(WEXITSTATUS(status), 0);
+    }
+    // Every bump was counted exactly once: the lock serialised them.
+    EXPECT_EQ(state.global_generation(), std::uint64_t{processes} * threads * rounds);
+}
+
+TEST(SharedState, DeadOwnerLockIsRecovered) {
+    SharedMemory mem(SharedState::default_size);
+    SharedState state(mem.base(), mem.size());
+    state.format();
+    // A child that exits at once leaves a pid that no longer exists.
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) ::_exit(0);
+    ASSERT_EQ(::waitpid(pid, nullptr, 0), pid);
+    // The lock word follows magic, version and size in the header.
+    auto* lock = reinterpret_cast<std::atomic<std::uint32_t>*>(static_cast<char*>(mem.base()) + 16);
+    lock->store(static_cast<std::uint32_t>(pid));
+    EXPECT_TRUE(state.publish_http01("after-crash", "ok"));
+    EXPECT_EQ(state.find_http01("after-crash"), std::optional<std::string>("ok"));
+    EXPECT_EQ(lock->load(), 0u);
+}
+
+}  // namespace
