@@ -757,7 +757,7 @@ sub start_pebble {
     my $d = $self->{dir};
     my $version = pebble_version() // die "AcmeTest: no pebble (run make deps)";
 
-    my ($cert, $key) = $self->make_cert(names => ['localhost', '127.0.0.1'], file => 'pebble-listener');
+    my ($cert, $key) = $self->make_cert(names => ['localhost', '127.0.0.1', 'ca.acme.test'], file => 'pebble-listener');
 
     my $config = {
         listenAddress                  => '127.0.0.1:' . $self->port('acme'),

@@ -1,6 +1,5 @@
 // Tests for keys, JWK, digests, CSRs and certificate handling, checked
 // against OpenSSL parsing the results back independently.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>

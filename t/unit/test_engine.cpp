@@ -1,0 +1,288 @@
+// Unit tests of the engine's start-up decisions, failure bookkeeping, lock
+// waiting and stop(), without a CA: the directory URL points at a closed
+// port, so every order fails at once (the Pebble tests cover issuance).
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "acme/crypto.h"
+#include "acme/engine.h"
+#include "acme/json.h"
+#include "acme/store.h"
+
+namespace {
+
+using acme::CertificateConfig;
+using acme::Engine;
+using acme::EngineConfig;
+using acme::Identifier;
+using acme::KeyType;
+using acme::PrivateKey;
+using acme::Store;
+using Clock = std::chrono::steady_clock;
+
+class TempDir {
+public:
+    TempDir() {
+        char tmpl[] = "/tmp/acme-engine-test.XXXXXX";
+        char* d = ::mkdtemp(tmpl);
+        if (d == nullptr) throw std::runtime_error("mkdtemp failed");
+        path_ = d;
+    }
+    ~TempDir() { std::system(("rm -rf '" + path_ + "'").c_str()); }
+    const std::string& path() const { return path_; }
+
+private:
+    std::string path_;
+};
+
+// Collects log lines and lets the test wait for one.
+class RecordingLogger : public acme::Logger {
+public:
+    void log(acme::LogLevel level, std::string_view message) override {
+        std::lock_guard<std::mutex> lk(mutex_);
+        lines_.push_back({level, std::string(message)});
+        cv_.notify_all();
+    }
+    // The first line containing `text`, waiting up to `timeout` for it.
+    std::optional<std::pair<acme::LogLevel, std::string>> wait_for(
+        const std::string& text, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+        std::unique_lock<std::mutex> lk(mutex_);
+        std::optional<std::pair<acme::LogLevel, std::string>> found;
+        cv_.wait_for(lk, timeout, [&] {
+            for (const auto& l : lines_) {
+                if (l.second.find(text) != std::string::npos) {
+                    found = l;
+                    return true;
+                }
+            }
+            return false;
+        });
+        return found;
+    }
+    std::string all() {
+        std::lock_guard<std::mutex> lk(mutex_);
+        std::string s;
+        for (const auto& l : lines_) s += l.second + "\n";
+        return s;
+    }
+
+private:
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    std::vector<std::pair<acme::LogLevel, std::string>> lines_;
+};
+
+class NullBoard : public acme::ChallengeBoard {
+public:
+    bool publish_http01(std::string_view, std::string_view) override { return true; }
+    void withdraw_http01(std::string_view) override {}
+    void certificate_updated(std::string_view) override {}
+};
+
+Identifier dns(const std::string& v) { return Identifier{Identifier::Type::dns, v}; }
+
+EngineConfig make_config(const std::string& state, std::vector<Identifier> ids) {
+    EngineConfig config;
+    acme::IssuerConfig issuer;
+    issuer.name = "test";
+    // Nothing listens on port 1: connections are refused at once.
+    issuer.directory_url = "https://127.0.0.1:1/dir";
+    issuer.state_path = state;
+    config.issuers.push_back(issuer);
+    CertificateConfig cert;
+    cert.issuer = "test";
+    cert.identifiers = std::move(ids);
+    cert.key_type = KeyType::ecdsa256;
+    config.certificates.push_back(cert);
+    config.user_agent = "unit-test";
+    return config;
+}
+
+// Puts a self-signed certificate for `names` (key from `key`) under the
+// files of a certificate configured for `configured`.
+void store_certificate(const std::string& dir, const std::vector<Identifier>& configured,
+                       const std::vector<Identifier>& names, int days,
+                       const PrivateKey* other_key = nullptr) {
+    PrivateKey key = PrivateKey::generate(KeyType::ecdsa256);
+    Store store(dir);
+    std::string base = acme::certificate_basename(configured, KeyType::ecdsa256);
+    store.write(base + ".crt", acme::make_self_signed(key, names, days), 0644);
+    store.write(base + ".key", (other_key ? *other_key : key).to_pem(), 0600);
+}
+
+double stop_seconds(Engine& engine) {
+    auto t = Clock::now();
+    engine.stop();
+    return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+TEST(Engine, CurrentCertificateIsScheduledForRenewal) {
+    TempDir tmp;
+    std::vector<Identifier> ids{dns("example.test"), dns("www.example.test")};
+    // Reordered SANs are the same set.
+    store_certificate(tmp.path(), ids, {dns("www.example.test"), dns("example.test")}, 90);
+    RecordingLogger log;
+    NullBoard board;
+    Engine engine(make_config(tmp.path(), ids), board, log);
+    engine.start();
+    EXPECT_TRUE(engine.running());
+    auto line = log.wait_for("acme: certificate \"example.test\" is valid until ");
+    ASSERT_TRUE(line) << log.all();
+    EXPECT_EQ(line->first, acme::LogLevel::notice);
+    EXPECT_NE(line->second.find(" UTC, renewal at "), std::string::npos) << line->second;
+    // Nothing is due: no order is attempted.
+    EXPECT_FALSE(log.wait_for("failed", std::chrono::milliseconds(300))) << log.all();
+    EXPECT_LT(stop_seconds(engine), 1.0);
+    EXPECT_FALSE(engine.running());
+    EXPECT_FALSE(
+        Store(tmp.path()).read(acme::certificate_basename(ids, KeyType::ecdsa256) + ".json"));
+}
+
+struct Case {
+    const char* reason;
+    std::vector<Identifier> names;
+    int days;
+    bool wrong_key;
+};
+
+TEST(Engine, ReasonsToOrder) {
+    std::vector<Identifier> ids{dns("example.test")};
+    std::vector<Case> cases{
+        {"(missing)", {}, 0, false},
+        {"(names changed)", {dns("example.test"), dns("extra.example.test")}, 90, false},
+        {"(expired)", {dns("example.test")}, -1, false},
+        {"(key mismatch)", {dns("example.test")}, 90, true},
+    };
+    for (const Case& c : cases) {
+        TempDir tmp;
+        if (!c.names.empty()) {
+            PrivateKey other = PrivateKey::generate(KeyType::ecdsa256);
+            store_certificate(tmp.path(), ids, c.names, c.days, c.wrong_key ? &other : nullptr);
+        }
+        RecordingLogger log;
+        NullBoard board;
+        Engine engine(make_config(tmp.path(), ids), board, log);
+        engine.start();
+        EXPECT_TRUE(log.wait_for(std::string("acme: certificate \"example.test\" needs to be "
+                                             "ordered ") +
+                                 c.reason))
+            << log.all();
+        engine.stop();
+    }
+}
+
+TEST(Engine, FailureIsLoggedAndRecorded) {
+    TempDir tmp;
+    std::vector<Identifier> ids{dns("example.test")};
+    RecordingLogger log;
+    NullBoard board;
+    Engine engine(make_config(tmp.path(), ids), board, log);
+    std::time_t before = std::time(nullptr);
+    engine.start();
+    auto line = log.wait_for("acme: certificate \"example.test\" from \"test\" failed: ");
+    ASSERT_TRUE(line) << log.all();
+    EXPECT_EQ(line->first, acme::LogLevel::error);
+    EXPECT_NE(line->second.find(", next attempt at "), std::string::npos) << line->second;
+    EXPECT_LT(stop_seconds(engine), 1.0);
+
+    Store store(tmp.path());
+    auto text = store.read(acme::certificate_basename(ids, KeyType::ecdsa256) + ".json");
+    ASSERT_TRUE(text);
+    acme::Json meta = acme::Json::parse(*text);
+    EXPECT_EQ(meta.get_int("failures"), std::optional<std::int64_t>(1));
+    EXPECT_EQ(meta.get_string("issuer"), std::optional<std::string>("test"));
+    EXPECT_EQ(meta.get_string("key_type"), std::optional<std::string>("ecdsa:256"));
+    ASSERT_EQ(meta.get("names").items().size(), 1u);
+    EXPECT_EQ(meta.get("names").items()[0].as_string(), "example.test");
+    EXPECT_TRUE(meta.get("not_after").is_null());
+    auto next = meta.get_int("next_attempt");
+    ASSERT_TRUE(next);
+    EXPECT_GE(*next, before + 60);  // backoff_delay(1)
+    EXPECT_TRUE(meta.get("last_error").is_object());
+    EXPECT_FALSE(meta.get("last_error").get_string("detail").value_or("").empty());
+
+    // The account key was created, private.
+    struct stat st;
+    ASSERT_EQ(::stat(store.path("account.key").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+    // A restart keeps counting failures.
+    RecordingLogger log2;
+    Engine again(make_config(tmp.path(), ids), board, log2);
+    again.start();
+    ASSERT_TRUE(log2.wait_for("failed: ")) << log2.all();
+    again.stop();
+    meta = acme::Json::parse(
+        *store.read(acme::certificate_basename(ids, KeyType::ecdsa256) + ".json"));
+    EXPECT_EQ(meta.get_int("failures"), std::optional<std::int64_t>(2));
+}
+
+TEST(Engine, UnreadableAccountKeyIsReported) {
+    TempDir tmp;
+    EngineConfig config = make_config(tmp.path(), {dns("example.test")});
+    config.issuers[0].account_key = tmp.path() + "/no-such-key.pem";
+    RecordingLogger log;
+    NullBoard board;
+    Engine engine(config, board, log);
+    engine.start();
+    auto line = log.wait_for("no-such-key.pem");
+    ASSERT_TRUE(line) << log.all();
+    EXPECT_EQ(line->first, acme::LogLevel::error);
+    engine.stop();
+}
+
+TEST(Engine, WaitsForTheStoreLockAndStopsPromptly) {
+    TempDir tmp;
+    auto holder = std::make_unique<Store>(tmp.path());
+    ASSERT_TRUE(holder->try_lock());
+    RecordingLogger log;
+    NullBoard board;
+    Engine engine(make_config(tmp.path(), {dns("example.test")}), board, log);
+    engine.start();
+    auto line = log.wait_for("is locked by another nginx process, waiting");
+    ASSERT_TRUE(line) << log.all();
+    EXPECT_EQ(line->second,
+              "acme: state \"" + tmp.path() + "\" is locked by another nginx process, waiting");
+    EXPECT_FALSE(log.wait_for("needs to be ordered", std::chrono::milliseconds(300)));
+    EXPECT_LT(stop_seconds(engine), 1.0);
+
+    // Once the other holder goes away, the engine carries on.
+    RecordingLogger log2;
+    Engine second(make_config(tmp.path(), {dns("example.test")}), board, log2);
+    second.start();
+    ASSERT_TRUE(log2.wait_for("waiting"));
+    holder.reset();
+    EXPECT_TRUE(log2.wait_for("needs to be ordered (missing)", std::chrono::seconds(5)))
+        << log2.all();
+    second.stop();
+}
+
+TEST(Engine, StopWithoutStartAndTwice) {
+    TempDir tmp;
+    RecordingLogger log;
+    NullBoard board;
+    Engine engine(make_config(tmp.path(), {dns("example.test")}), board, log);
+    EXPECT_FALSE(engine.running());
+    engine.stop();
+    engine.start();
+    engine.stop();
+    engine.stop();
+    EXPECT_FALSE(engine.running());
+}
+
+TEST(Engine, BasenameMatchesStore) {
+    CertificateConfig c;
+    c.identifiers = {dns("example.test")};
+    c.key_type = KeyType::rsa2048;
+    EXPECT_EQ(c.basename(), acme::certificate_basename(c.identifiers, KeyType::rsa2048));
+}
+
+}  // namespace
