@@ -65,10 +65,12 @@ sub rejects {
         my $want = $located eq 'inline'
             ? qr/\[emerg\] .*$msg/
             : qr/\[emerg\] .*$msg in $loc$/;
+        unlike $out, qr/test is successful/, 'not reported as successful';
+        # Known module defects: only the message checks are TODO.
+        local $main::TODO = $opt{todo};
         like $emerg[0] // '', $want, 'names the problem' . ($located eq 'suffix' ? ' and file:line' : '')
             or diag $out;
         like $emerg[0] // '', $loc, "names $conf:$line" or diag $out if $located eq 'inline';
-        unlike $out, qr/test is successful/, 'not reported as successful';
         $opt{more}->($out) if $opt{more};
     };
     return $out;
@@ -121,7 +123,7 @@ http {
 @{[ server("        server_name example.test;\n        acme_certificate nouri;") ]}
 }
 EOF
-    qr/acme_issuer "nouri" has no "uri"/, qr/acme_issuer nouri \{/;
+    qr/acme_issuer "nouri" has no "uri"/, qr/acme_issuer nouri \{/, located => 'inline';
 
 rejects 'duplicate acme_issuer name', <<"EOF",
 http {
@@ -271,7 +273,7 @@ EOF
             my $conf = "$dir/nginx.conf";
             my $line = line_of($conf, qr/acme_certificate test;/);
             like $out,
-                qr/\[warn\] .*acme_certificate in \Q$conf\E:$line: regular expression server_name "~\^www\\d\+\\\.example\\\.test\$" is skipped/,
+                qr/\[warn\] .*acme_certificate in \Q$conf\E:$line: regular expression server_name "~?\^www\\d\+\\\.example\\\.test\$" is skipped/,
                 'warns that the regex server_name is skipped';
         };
 }

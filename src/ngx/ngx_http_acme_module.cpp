@@ -195,7 +195,8 @@ char *ngx_http_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *, void *conf) {
     }
 
     if (issuer->uri.len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "acme_issuer \"%V\" has no \"uri\"", &name);
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "acme_issuer \"%V\" has no \"uri\" in %s:%ui",
+                      &name, issuer->file, issuer->line);
         return static_cast<char *>(NGX_CONF_ERROR);
     }
     ngx_conf_init_value(issuer->accept_tos, 0);
@@ -223,7 +224,9 @@ char *ngx_http_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *, void *conf) {
 
 char *issuer_set_once(ngx_conf_t *cf, ngx_str_t *field, const ngx_str_t &value) {
     if (field->len != 0) {
-        return conf_error(cf, "is duplicate");
+        auto *args = static_cast<ngx_str_t *>(cf->args->elts);
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\" is duplicate", &args[0]);
+        return static_cast<char *>(NGX_CONF_ERROR);
     }
     *field = value;
     return NGX_CONF_OK;
@@ -521,13 +524,15 @@ ngx_int_t identifiers_from_server_names(ngx_conf_t *cf, ngx_http_acme_cert_t *ce
         if (name.empty()) {
             continue;
         }
-        if (name[0] == '~') {
+#if (NGX_PCRE)
+        if (names[i].regex != nullptr) {
             ngx_log_error(NGX_LOG_WARN, cf->log, 0,
                           "acme_certificate in %s:%ui: regular expression server_name \"%s\" "
                           "is skipped",
                           cert->file, cert->line, name.c_str());
             continue;
         }
+#endif
         std::vector<std::string> texts;
         if (name[0] == '.') {
             texts.push_back(name.substr(1));
