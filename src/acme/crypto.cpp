@@ -224,7 +224,10 @@ std::vector<Identifier> subject_alt_names(const X509* cert) {
     std::vector<Identifier> out;
     GeneralNamesPtr names(static_cast<GENERAL_NAMES*>(
         X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
-    if (!names) return out;
+    if (!names) {
+        ERR_clear_error();  // absent or undecodable: either way no names to report
+        return out;
+    }
     for (int i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
         const GENERAL_NAME* name = sk_GENERAL_NAME_value(names.get(), i);
         int kind;

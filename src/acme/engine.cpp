@@ -235,6 +235,12 @@ struct Engine::Impl {
         request_stop();
         for (std::thread& t : workers) t.join();
         workers.clear();
+        // Let go of the store locks now, not at destruction: a stopped
+        // engine must not keep a successor waiting.
+        queue.clear();
+        certs.clear();
+        issuers.clear();
+        stores.clear();
         is_running = false;
     }
 
@@ -521,7 +527,11 @@ struct Engine::Impl {
         j.set("failures", static_cast<std::int64_t>(c.failures));
         if (error) {
             Json e = Json::object();
-            e.set("type", error->type);
+            if (error->type.empty()) {
+                e.set("type", Json());  // a local failure, no ACME problem
+            } else {
+                e.set("type", error->type);
+            }
             e.set("detail", error->detail);
             e.set("at", static_cast<std::int64_t>(error->at));
             j.set("last_error", e);
@@ -600,6 +610,7 @@ struct Engine::Impl {
     void run_order(CertState& c, HttpClient& http) {
         IssuerState& is = *c.issuer;
         const std::vector<Identifier>& ids = c.config->identifiers;
+        check_stop();
         log(LogLevel::info,
             "acme: ordering certificate " + quoted(c.name) + " from " + quoted(is.config->name));
 

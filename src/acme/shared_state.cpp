@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <new>
 
@@ -35,6 +36,9 @@ struct ZoneHeader {
     std::uint64_t challenge_slots;
     std::uint64_t certificate_slots;
 };
+
+// The dead-owner unit test pokes the lock word at this offset.
+static_assert(offsetof(ZoneHeader, lock) == 16, "lock word moved");
 
 constexpr std::uint32_t magic_value = 0x41434d45;  // "ACME"
 constexpr std::uint32_t layout_version = 1;
@@ -169,7 +173,8 @@ void SharedState::format() {
     h->global_generation.store(0, std::memory_order_relaxed);
     h->challenge_slots = challenge_slots(size_);
     h->certificate_slots = certificate_slots(size_);
-    std::atomic_thread_fence(std::memory_order_release);
+    // Formatting happens before other processes attach (the master, before
+    // forking workers), so plain stores suffice; the magic still goes last.
     h->magic = magic_value;
 }
 
