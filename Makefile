@@ -48,9 +48,14 @@ install: $(MODULE)
 deps:
 	@bash scripts/setup-deps.sh
 
-$(BUILD)/unit-tests: $(ENGINE_SRCS) $(ENGINE_HDRS) $(UNIT_SRCS)
-	@mkdir -p $(BUILD)
-	$(CXX) $(UNIT_FLAGS) -o $@ $(ENGINE_SRCS) $(UNIT_SRCS) $(UNIT_LIBS)
+UNIT_OBJS   := $(patsubst %.cpp,$(BUILD)/unit/%.o,$(ENGINE_SRCS) $(UNIT_SRCS))
+
+$(BUILD)/unit/%.o: %.cpp $(ENGINE_HDRS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(UNIT_FLAGS) -c -o $@ $<
+
+$(BUILD)/unit-tests: $(UNIT_OBJS)
+	$(CXX) $(UNIT_FLAGS) -o $@ $(UNIT_OBJS) $(UNIT_LIBS)
 
 unit: $(BUILD)/unit-tests
 	$(BUILD)/unit-tests
@@ -58,7 +63,10 @@ unit: $(BUILD)/unit-tests
 integration: $(MODULE)
 	ACME_MODULE=$(MODULE) PEBBLE_DIR=$(DEPS)/pebble prove -j2 -I t/lib t/
 
+JOBS        ?= $(shell nproc)
+
 test: deps
+	$(MAKE) -j$(JOBS) $(BUILD)/unit-tests $(MODULE)
 	$(MAKE) unit
 	$(MAKE) integration
 
