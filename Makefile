@@ -40,7 +40,8 @@ $(BUILD)/objs/Makefile: config
 
 $(MODULE): $(BUILD)/objs/Makefile $(ENGINE_SRCS) $(ENGINE_HDRS) $(GLUE_SRCS) $(GLUE_HDRS) src/ngx/exports.map
 	$(MAKE) -C $(BUILD)/nginx -f $(BUILD)/objs/Makefile modules
-	cp $(BUILD)/objs/ngx_http_acme_module.so $(MODULE)
+	# A running nginx may have the module mapped: replace the file, never rewrite it.
+	cp $(BUILD)/objs/ngx_http_acme_module.so $(MODULE).tmp && mv -f $(MODULE).tmp $(MODULE)
 
 install: $(MODULE)
 	install -m 0644 $(MODULE) $(MODULES_DIR)/ngx_http_acme_module.so

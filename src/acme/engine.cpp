@@ -110,13 +110,16 @@ public:
             return std::chrono::duration_cast<milliseconds>(
                 std::clamp(*retry_after, seconds(1), seconds(60)));
         }
+        // The first look is immediate: an order whose authorizations are
+        // all valid is usually ready already.
         milliseconds d = delay_;
-        delay_ = std::min(delay_ * 2, milliseconds(2000));
+        delay_ =
+            delay_ == milliseconds(0) ? milliseconds(25) : std::min(delay_ * 2, milliseconds(2000));
         return d;
     }
 
 private:
-    milliseconds delay_{50};
+    milliseconds delay_{0};
 };
 
 struct IssuerState {
