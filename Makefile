@@ -28,8 +28,9 @@ UNIT_LIBS   := -lgtest -lgtest_main -lcurl -ljansson -lssl -lcrypto -lresolv -pt
 all: $(MODULE)
 
 # nginx's configure writes a Makefile into its current directory, so it runs
-# in a private copy of the nginx source tree.
-$(BUILD)/objs/Makefile: config
+# in a private copy of the nginx source tree. It lists the sources, so an
+# added or removed file (a change of the directories) configures again.
+$(BUILD)/objs/Makefile: config src/acme src/ngx
 	@test -d $(NGINX_SRC) || { echo "no nginx sources at $(NGINX_SRC): run 'make deps' or set NGINX_SRC"; exit 1; }
 	rm -rf $(BUILD)/nginx && mkdir -p $(BUILD) && cp -a $(NGINX_SRC) $(BUILD)/nginx
 	cd $(BUILD)/nginx && if [ -f conf_flags ]; then \

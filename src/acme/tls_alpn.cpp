@@ -140,6 +140,9 @@ std::optional<std::string> sni_host_name(const unsigned char* ext, std::size_t l
                 if (c == '\0') return std::nullopt;
                 c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
             }
+            // The absolute form names the same host (RFC 6066 forbids it,
+            // but reverse-DNS names are often written that way).
+            if (name.size() > 1 && name.back() == '.') name.pop_back();
             return name;
         }
         pos += n;

@@ -31,7 +31,8 @@ X509Ptr make_tls_alpn_certificate(const PrivateKey& key, const Identifier& id,
 bool alpn_offers(const unsigned char* ext, std::size_t len, std::string_view protocol);
 
 // The host_name in the body of a server_name extension (RFC 6066 section
-// 3), lower-cased; nullopt when absent or malformed.
+// 3), lower-cased and without a trailing dot; nullopt when absent or
+// malformed.
 std::optional<std::string> sni_host_name(const unsigned char* ext, std::size_t len);
 
 }  // namespace acme

@@ -161,7 +161,7 @@ TEST(TlsAlpn, AlpnOffers) {
 TEST(TlsAlpn, SniHostName) {
     std::string plain = sni("Example.TEST");
     EXPECT_EQ(acme::sni_host_name(raw(plain), plain.size()), "example.test");
-    std::string reverse = sni("1.0.0.127.in-addr.arpa");
+    std::string reverse = sni("1.0.0.127.in-addr.arpa.");
     EXPECT_EQ(acme::sni_host_name(raw(reverse), reverse.size()), "1.0.0.127.in-addr.arpa");
 
     std::string other_type = sni("example.test", 1);
