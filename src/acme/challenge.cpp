@@ -37,4 +37,26 @@ void ChallengeHistory::succeeded(const std::string& name, const std::string& typ
     failures_.erase({name, type});
 }
 
+Json ChallengeHistory::to_json() const {
+    std::map<std::string, std::vector<std::pair<std::uint64_t, std::string>>> by_name;
+    for (const auto& [key, when] : failures_) by_name[key.first].emplace_back(when, key.second);
+    Json j = Json::object();
+    for (auto& [name, types] : by_name) {
+        std::sort(types.begin(), types.end());
+        Json list = Json::array();
+        for (const auto& entry : types) list.push(Json::string(entry.second));
+        j.set(name, list);
+    }
+    return j;
+}
+
+void ChallengeHistory::load(const Json& j) {
+    if (!j.is_object()) return;
+    for (const std::string& name : j.keys()) {
+        for (const Json& type : j.get(name).items()) {
+            if (type.is_string()) failed(name, type.as_string());
+        }
+    }
+}
+
 }  // namespace acme

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "json.h"
+
 namespace acme {
 
 // "http-01" or "http" gives "http-01", "tls-alpn-01" or "tls-alpn" gives
@@ -33,6 +35,11 @@ public:
     void failed(const std::string& name, const std::string& type);
     // A type that worked is as good as new.
     void succeeded(const std::string& name, const std::string& type);
+
+    // {"<name>": ["<type>", ...]}, the failed types oldest first: kept in
+    // the certificate's .json file so that restarts and reloads remember.
+    Json to_json() const;
+    void load(const Json& j);
 
 private:
     std::map<std::pair<std::string, std::string>, std::uint64_t> failures_;  // -> when

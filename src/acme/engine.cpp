@@ -354,14 +354,17 @@ struct Engine::Impl {
         Store& store = *c.issuer->store;
         std::string reason;
         try {
-            // Keep counting failures across restarts, so backoff grows.
+            // Keep counting failures across restarts, so backoff grows, and
+            // keep away from challenge types that failed.
             if (auto meta = store.read(c.basename + store_files::json_suffix)) {
-                if (auto f = Json::parse(*meta).get_int("failures")) {
+                Json j = Json::parse(*meta);
+                if (auto f = j.get_int("failures")) {
                     c.failures = static_cast<int>(std::clamp<std::int64_t>(*f, 0, 1000));
                 }
+                c.challenges.load(j.get("challenge_failures"));
             }
         } catch (const std::exception&) {
-            // An unreadable metadata file only loses the failure count.
+            // An unreadable metadata file only loses that history.
         }
         try {
             auto crt = store.read(c.basename + store_files::cert_suffix);
@@ -544,6 +547,7 @@ struct Engine::Impl {
             j.set("next_attempt", Json());
         }
         j.set("failures", static_cast<std::int64_t>(c.failures));
+        j.set("challenge_failures", c.challenges.to_json());
         if (error) {
             Json e = Json::object();
             if (error->type.empty()) {

@@ -60,4 +60,28 @@ TEST(Challenge, WorkingFallbackStaysChosen) {
     EXPECT_EQ(h.choose(both, all_offered, "a.test"), "http-01");
 }
 
+TEST(Challenge, HistoryRoundTripsThroughJson) {
+    ChallengeHistory h;
+    h.failed("a.test", "http-01");
+    h.failed("b.test", "tls-alpn-01");
+    h.failed("a.test", "tls-alpn-01");
+    acme::Json j = h.to_json();
+    EXPECT_EQ(j.dump(), R"({"a.test":["http-01","tls-alpn-01"],"b.test":["tls-alpn-01"]})");
+
+    ChallengeHistory restored;
+    restored.load(acme::Json::parse(j.dump()));
+    EXPECT_EQ(restored.to_json().dump(), j.dump());
+    // Same order of failures: http-01 failed longest ago for a.test.
+    EXPECT_EQ(restored.choose(both, all_offered, "a.test"), "http-01");
+    EXPECT_EQ(restored.choose(both, all_offered, "b.test"), "http-01");
+
+    // Anything else is ignored (an old or hand-edited file).
+    ChallengeHistory other;
+    other.load(acme::Json::parse(R"({"a.test":"http-01","b.test":[1,"tls-alpn-01"]})"));
+    EXPECT_EQ(other.to_json().dump(), R"({"b.test":["tls-alpn-01"]})");
+    other.load(acme::Json());
+    other.load(acme::Json::parse("[]"));
+    EXPECT_EQ(ChallengeHistory().to_json().dump(), "{}");
+}
+
 }  // namespace
