@@ -72,7 +72,7 @@ http {
         location / { return 200 "var\n"; }
     }
     server {
-        listen 127.0.0.1:%%HTTPS_PORT%% ssl;
+        listen 127.0.0.1:%%HTTPS_PORT%% ssl DEFAULT_STATIC;
         server_name static.test;
         ssl_certificate %%TESTDIR%%/static.test.crt;
         ssl_certificate_key %%TESTDIR%%/static.test.key;
@@ -88,7 +88,7 @@ http {
 }
 EOF2
 (my $conf1 = $conf) =~ s/DEFAULT_VAR/default_server/;
-$conf1 =~ s/SECOND//;
+$conf1 =~ s/DEFAULT_STATIC|SECOND//g;
 $t->write_nginx_conf($conf1);
 
 # True when the leaf carries the critical id-pe-acmeIdentifier extension.
@@ -207,12 +207,13 @@ for my $version (qw(TLSv1_2 TLSv1_3)) {
     }
 }
 
-# Reload: the managed server becomes the listener's default server, and a
-# new name on it is validated there.
+# Reload: a server with a static certificate becomes the listener's
+# default server, and a new name is validated through it.
 my $mark = $t->log_mark;
 (my $conf2 = $conf) =~ s/DEFAULT_VAR//;
+$conf2 =~ s/DEFAULT_STATIC/default_server/;
 $conf2 =~ s/SECOND/server {
-        listen 127.0.0.1:%%HTTPS_PORT%% ssl default_server;
+        listen 127.0.0.1:%%HTTPS_PORT%% ssl;
         server_name second.test;
         acme_certificate pebble;
         location \/ { return 200 "second\\n"; }
@@ -223,7 +224,7 @@ my $second = $t->wait_for(sub {
         my $r = $t->tls_get(name => 'second.test', ca => $root, request => '/');
         $r->{verified} ? $r : undef
     }, timeout => 40);
-ok $second, 'after a reload, a name of the default server is issued with tls-alpn-01';
+ok $second, 'after a reload, a name is issued with tls-alpn-01 through a static default server';
 is $second->{body}, "second\n", 'and served';
 like $t->error_log($mark), qr/acme: answering tls-alpn-01 challenge for "second\.test"/,
     'answered in the handshake';
