@@ -5,6 +5,7 @@
 #   make test       install what is missing, then unit and integration tests
 #   make demo       local Pebble + nginx: watch a certificate being issued
 #   make bench      time-to-certificate and handshake figures (not a test)
+#   make bench-client-hello  cost of the tls-alpn-01 ClientHello check
 
 SHELL       := /bin/bash
 NGINX_SRC   ?= /usr/share/nginx/src
@@ -23,13 +24,14 @@ CXX         ?= g++
 UNIT_FLAGS  := -std=c++17 -g -O1 -Wall -Wextra -Werror -Isrc -pthread
 UNIT_LIBS   := -lgtest -lgtest_main -lcurl -ljansson -lssl -lcrypto -lresolv -pthread
 
-.PHONY: all install deps unit integration test demo bench clean format format-check
+.PHONY: all install deps unit integration test demo bench bench-client-hello clean format format-check
 
 all: $(MODULE)
 
 # nginx's configure writes a Makefile into its current directory, so it runs
-# in a private copy of the nginx source tree.
-$(BUILD)/objs/Makefile: config
+# in a private copy of the nginx source tree. It lists the sources, so an
+# added or removed file (a change of the directories) configures again.
+$(BUILD)/objs/Makefile: config src/acme src/ngx
 	@test -d $(NGINX_SRC) || { echo "no nginx sources at $(NGINX_SRC): run 'make deps' or set NGINX_SRC"; exit 1; }
 	rm -rf $(BUILD)/nginx && mkdir -p $(BUILD) && cp -a $(NGINX_SRC) $(BUILD)/nginx
 	cd $(BUILD)/nginx && if [ -f conf_flags ]; then \
@@ -76,6 +78,13 @@ demo: deps $(MODULE)
 
 bench: deps $(MODULE)
 	ACME_MODULE=$(MODULE) PEBBLE_DIR=$(DEPS)/pebble perl -I t/lib scripts/bench.pl
+
+$(BUILD)/bench-client-hello: scripts/bench_client_hello.cpp src/acme/tls_alpn.cpp src/acme/crypto.cpp src/acme/base64url.cpp $(ENGINE_HDRS)
+	@mkdir -p $(BUILD)
+	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -Isrc -o $@ $(filter %.cpp,$^) -lssl -lcrypto
+
+bench-client-hello: $(BUILD)/bench-client-hello
+	$(BUILD)/bench-client-hello
 
 format:
 	clang-format -i $(ENGINE_SRCS) $(ENGINE_HDRS) $(GLUE_SRCS) $(GLUE_HDRS) $(UNIT_SRCS)

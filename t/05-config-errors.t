@@ -176,7 +176,49 @@ http {
     }
 }
 EOF
-    qr/unsupported challenge type "dns-01" \(supported: http-01\)/, qr/challenge dns-01;/;
+    qr/unsupported challenge type "dns-01" \(supported: http-01, tls-alpn-01\)/, qr/challenge dns-01;/;
+
+rejects 'unsupported challenge type in a list', <<"EOF",
+http {
+    acme_issuer test {
+        uri %%URI%%;
+        challenge tls-alpn-01 http-01 dns-01;
+    }
+}
+EOF
+    qr/unsupported challenge type "dns-01" \(supported: http-01, tls-alpn-01\)/,
+    qr/challenge tls-alpn-01 http-01 dns-01;/;
+
+rejects 'challenge type listed twice', <<"EOF",
+http {
+    acme_issuer test {
+        uri %%URI%%;
+        challenge http-01 tls-alpn http;
+    }
+}
+EOF
+    qr/challenge type "http" is listed twice/, qr/challenge http-01 tls-alpn http;/;
+
+rejects 'challenge without a type', <<"EOF",
+http {
+    acme_issuer test {
+        uri %%URI%%;
+        challenge;
+    }
+}
+EOF
+    qr/invalid number of arguments in "challenge" directive/, qr/challenge;/;
+
+rejects 'challenge given twice', <<"EOF",
+http {
+    acme_issuer test {
+        uri %%URI%%;
+        challenge tls-alpn-01;
+        challenge http-01;
+    }
+}
+EOF
+    qr/"challenge" is duplicate/, qr/challenge http-01;/;
 
 rejects 'unreadable ssl_trusted_certificate (missing file)', <<"EOF",
 http {
@@ -278,6 +320,19 @@ EOF
         };
 }
 
+rejects 'wildcard identifier with a tls-alpn-01 issuer', <<"EOF",
+http {
+    acme_issuer alpn {
+        uri %%URI%%;
+        state_path %%TESTDIR%%/state/alpn;
+        challenge tls-alpn-01 http-01;
+    }
+@{[ server("        server_name example.test;\n        acme_certificate alpn *.example.test;") ]}
+}
+EOF
+    qr/wildcard identifier "\*\.example\.test" in \S+ needs the dns-01 challenge, which issuer "alpn" does not use/,
+    qr/acme_certificate alpn \*\.example\.test;/, located => 'inline';
+
 rejects 'wildcard server_name with the http-01 issuer', <<"EOF",
 http {
 $issuer
@@ -349,6 +404,29 @@ accepts 'IP address identifier', <<"EOF";
 http {
 $issuer
 @{[ server("        server_name example.test;\n        acme_certificate test 127.0.0.1;") ]}
+}
+EOF
+
+accepts 'IP addresses in server_name', <<"EOF";
+http {
+$issuer
+@{[ server("        server_name 127.0.0.1 [::1] 2001:db8::1;\n        acme_certificate test;") ]}
+}
+EOF
+
+accepts 'challenge types in order of preference, both spellings', <<"EOF";
+http {
+    acme_issuer test {
+        uri %%URI%%;
+        state_path %%TESTDIR%%/state/test;
+        challenge tls-alpn http;
+    }
+    acme_issuer other {
+        uri %%URI%%;
+        state_path %%TESTDIR%%/state/other;
+        challenge http-01 tls-alpn-01;
+    }
+@{[ server("        server_name example.test;\n        acme_certificate test;\n        acme_certificate other key=rsa:2048;") ]}
 }
 EOF
 

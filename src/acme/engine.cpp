@@ -20,11 +20,13 @@
 #include <thread>
 
 #include "acme_client.h"
+#include "challenge.h"
 #include "error.h"
 #include "http.h"
 #include "json.h"
 #include "schedule.h"
 #include "store.h"
+#include "tls_alpn.h"
 
 namespace acme {
 
@@ -55,6 +57,9 @@ struct OrderFailure : Error {
     OrderFailure(const std::string& what, std::string problem_type)
         : Error(what), type(std::move(problem_type)) {}
     std::string type;
+    // A challenge failed and the CA offered another configured type for the
+    // same identifier: a new order can try that one at once.
+    bool other_challenge = false;
 };
 
 std::string format_time(std::time_t t) {
@@ -76,9 +81,6 @@ std::vector<Identifier> identifier_set(std::vector<Identifier> ids) {
     ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
     return ids;
 }
-
-// Challenge types this build can answer; tls-alpn-01 and dns-01 come later.
-bool servable(const std::string& type) { return type == "http-01"; }
 
 std::string read_file(const std::string& path) {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -145,6 +147,7 @@ struct CertState {
 
     // Owned by whoever runs the order (in_flight guarantees one at a time).
     int failures = 0;
+    ChallengeHistory challenges;
     std::optional<CertificateInfo> current;
     std::time_t renewal_at = 0;
 };
@@ -155,20 +158,36 @@ struct LastError {
     std::time_t at = 0;
 };
 
-// Withdraws published http-01 answers however the order ends.
-class PublishedTokens {
+// Publishes challenge answers and withdraws them however the order ends.
+class PublishedAnswers {
 public:
-    explicit PublishedTokens(ChallengeBoard& board) : board_(board) {}
-    ~PublishedTokens() {
+    explicit PublishedAnswers(ChallengeBoard& board) : board_(board) {}
+    ~PublishedAnswers() {
         for (const std::string& t : tokens_) board_.withdraw_http01(t);
+        for (const auto& [name, digest] : tls_alpn_) board_.withdraw_tls_alpn01(name, digest);
     }
-    PublishedTokens(const PublishedTokens&) = delete;
-    PublishedTokens& operator=(const PublishedTokens&) = delete;
-    void add(std::string token) { tokens_.push_back(std::move(token)); }
+    PublishedAnswers(const PublishedAnswers&) = delete;
+    PublishedAnswers& operator=(const PublishedAnswers&) = delete;
+
+    // False when the board has no room (or cannot serve the type).
+    bool publish(const Challenge& challenge, const Identifier& id, const PrivateKey& account_key) {
+        std::string answer = key_authorization(challenge.token, account_key);
+        if (challenge.type == "tls-alpn-01") {
+            std::string name = tls_alpn_server_name(id);
+            std::string digest = sha256(answer);
+            if (!board_.publish_tls_alpn01(name, id.value, digest)) return false;
+            tls_alpn_.emplace_back(std::move(name), std::move(digest));
+            return true;
+        }
+        if (!board_.publish_http01(challenge.token, answer)) return false;
+        tokens_.push_back(challenge.token);
+        return true;
+    }
 
 private:
     ChallengeBoard& board_;
     std::vector<std::string> tokens_;
+    std::vector<std::pair<std::string, std::string>> tls_alpn_;  // server name, digest
 };
 
 }  // namespace
@@ -338,14 +357,17 @@ struct Engine::Impl {
         Store& store = *c.issuer->store;
         std::string reason;
         try {
-            // Keep counting failures across restarts, so backoff grows.
+            // Keep counting failures across restarts, so backoff grows, and
+            // keep away from challenge types that failed.
             if (auto meta = store.read(c.basename + store_files::json_suffix)) {
-                if (auto f = Json::parse(*meta).get_int("failures")) {
+                Json j = Json::parse(*meta);
+                if (auto f = j.get_int("failures")) {
                     c.failures = static_cast<int>(std::clamp<std::int64_t>(*f, 0, 1000));
                 }
+                c.challenges.load(j.get("challenge_failures"));
             }
         } catch (const std::exception&) {
-            // An unreadable metadata file only loses the failure count.
+            // An unreadable metadata file only loses that history.
         }
         try {
             auto crt = store.read(c.basename + store_files::cert_suffix);
@@ -462,7 +484,7 @@ struct Engine::Impl {
         try {
             auto& http = clients[c.issuer];
             if (!http) http = std::make_unique<CurlHttpClient>(c.issuer->http_options);
-            run_order(c, *http);
+            run_order_falling_back(c, *http);
         } catch (const Stopped&) {
             return std::nullopt;
         } catch (const CaError& e) {
@@ -528,6 +550,7 @@ struct Engine::Impl {
             j.set("next_attempt", Json());
         }
         j.set("failures", static_cast<std::int64_t>(c.failures));
+        j.set("challenge_failures", c.challenges.to_json());
         if (error) {
             Json e = Json::object();
             if (error->type.empty()) {
@@ -607,6 +630,24 @@ struct Engine::Impl {
                 is.store->write(store_files::account_json, j.dump_pretty() + "\n", 0644);
             }
             is.account_json_checked = true;
+        }
+    }
+
+    // When a challenge fails and the CA offered another configured type for
+    // that identifier, a new order tries it at once rather than after the
+    // backoff delay; at most once per further type.
+    void run_order_falling_back(CertState& c, HttpClient& http) {
+        std::size_t fallbacks = c.issuer->config->challenges.size();
+        for (;;) {
+            try {
+                run_order(c, http);
+                return;
+            } catch (const OrderFailure& e) {
+                if (!e.other_challenge || fallbacks <= 1) throw;
+                --fallbacks;
+                log(LogLevel::warn, "acme: certificate " + quoted(c.name) + ": " + e.what() +
+                                        ", trying another challenge type");
+            }
         }
     }
 
@@ -703,14 +744,16 @@ struct Engine::Impl {
         std::string url;
         std::string name;
         Challenge challenge;
+        bool alternatives = false;  // the CA offered another configured type
     };
 
     // Publishes an answer for every pending authorization, then asks the CA
     // to validate them all, then waits: names are validated in parallel.
-    void authorize(const CertState& c, AcmeClient& client, const Order& order,
+    void authorize(CertState& c, AcmeClient& client, const Order& order,
                    const PrivateKey& account_key) {
-        PublishedTokens published(board);
+        PublishedAnswers published(board);
         std::vector<PendingAuthorization> pending;
+        const std::vector<std::string>& preferred = c.issuer->config->challenges;
         for (const std::string& url : order.authorizations) {
             Authorization a = client.get_authorization(url);
             check_stop();
@@ -718,22 +761,29 @@ struct Engine::Impl {
             if (a.status == "valid") continue;
             if (a.status != "pending") throw authorization_failure(a, name);
 
-            const Challenge* chosen = nullptr;
-            for (const std::string& type : c.issuer->config->challenges) {
-                if (!servable(type)) continue;
-                if ((chosen = a.find(type)) != nullptr) break;
+            std::vector<std::string> offered;
+            for (const Challenge& ch : a.challenges) {
+                if (canonical_challenge_type(ch.type) &&
+                    std::find(preferred.begin(), preferred.end(), ch.type) != preferred.end()) {
+                    offered.push_back(ch.type);
+                }
             }
-            if (chosen == nullptr) {
-                throw Error("no supported challenge offered for " + quoted(name));
+            std::optional<std::string> type = c.challenges.choose(preferred, offered, name);
+            if (!type) {
+                std::string types;
+                for (const Challenge& ch : a.challenges) {
+                    types += (types.empty() ? "" : ", ") + ch.type;
+                }
+                throw Error("the CA offers no configured challenge type for " + quoted(name) +
+                            " (it offers " + (types.empty() ? "none" : types) + ")");
             }
+            const Challenge* chosen = a.find(*type);
             // The answer must be in place before the CA is told to look.
-            if (!board.publish_http01(chosen->token,
-                                      key_authorization(chosen->token, account_key))) {
-                throw Error("cannot publish the http-01 challenge for " + quoted(name) +
-                            ": shared memory is full or the token is too long");
+            if (!published.publish(*chosen, a.identifier, account_key)) {
+                throw Error("cannot publish the " + *type + " challenge for " + quoted(name) +
+                            ": shared memory is full or the name is too long");
             }
-            published.add(chosen->token);
-            pending.push_back({url, name, *chosen});
+            pending.push_back({url, name, *chosen, offered.size() > 1});
         }
 
         for (const PendingAuthorization& p : pending) {
@@ -750,7 +800,10 @@ struct Engine::Impl {
                 Authorization a = client.get_authorization(p.url);
                 if (a.status == "valid") break;
                 if (a.status != "pending" && a.status != "processing") {
-                    throw authorization_failure(a, p.name);
+                    c.challenges.failed(p.name, p.challenge.type);
+                    OrderFailure failure = authorization_failure(a, p.name, p.challenge.type);
+                    failure.other_challenge = p.alternatives;
+                    throw failure;
                 }
                 if (SteadyClock::now() >= deadline) {
                     throw Error("authorization for " + quoted(p.name) + " is still " +
@@ -759,17 +812,21 @@ struct Engine::Impl {
                 }
                 retry_after = a.retry_after;
             }
-            log(LogLevel::info, "acme: authorization for " + quoted(p.name) + " is valid");
+            c.challenges.succeeded(p.name, p.challenge.type);
+            log(LogLevel::info, "acme: authorization for " + quoted(p.name) + " is valid (" +
+                                    p.challenge.type + ")");
         }
     }
 
-    static OrderFailure authorization_failure(const Authorization& a, const std::string& name) {
+    // `type` names the challenge that was tried, when there was one.
+    static OrderFailure authorization_failure(const Authorization& a, const std::string& name,
+                                              const std::string& type = "") {
+        std::string what = "authorization for " + quoted(name);
+        if (!type.empty()) what += " by " + type;
         if (auto problem = a.first_error()) {
-            return OrderFailure(
-                "authorization for " + quoted(name) + " failed: " + problem->describe(),
-                problem->type);
+            return OrderFailure(what + " failed: " + problem->describe(), problem->type);
         }
-        return OrderFailure("authorization for " + quoted(name) + " is " + quoted(a.status), "");
+        return OrderFailure(what + " is " + quoted(a.status), "");
     }
 };
 

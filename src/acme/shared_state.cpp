@@ -1,5 +1,6 @@
 // Layout and locking of the shared-memory area between the engine (helper
-// process) and nginx workers: http-01 answers and certificate generations.
+// process) and nginx workers: http-01 and tls-alpn-01 answers and
+// certificate generations.
 #include "shared_state.h"
 
 #include <sched.h>
@@ -35,13 +36,15 @@ struct ZoneHeader {
     std::atomic<std::uint64_t> global_generation;
     std::uint64_t challenge_slots;
     std::uint64_t certificate_slots;
+    std::uint64_t tls_alpn_slots;
+    std::uint64_t tls_alpn_sequence;  // last publication, orders answers for one name
 };
 
 // The dead-owner unit test pokes the lock word at this offset.
 static_assert(offsetof(ZoneHeader, lock) == 16, "lock word moved");
 
 constexpr std::uint32_t magic_value = 0x41434d45;  // "ACME"
-constexpr std::uint32_t layout_version = 1;
+constexpr std::uint32_t layout_version = 2;
 
 struct ChallengeSlot {
     std::uint32_t in_use;
@@ -50,6 +53,19 @@ struct ChallengeSlot {
     char token[SharedState::max_token];
     char key_authorization[SharedState::max_key_authorization];
 };
+
+struct TlsAlpnSlot {
+    std::uint32_t in_use;
+    std::uint32_t name_len;
+    std::uint32_t identifier_len;  // 0: the identifier is the name itself (DNS)
+    std::uint32_t reserved;
+    std::uint64_t sequence;
+    unsigned char digest[32];
+    char name[SharedState::max_server_name];
+    char identifier[SharedState::max_ip_identifier];
+};
+
+constexpr std::size_t digest_size = sizeof(TlsAlpnSlot::digest);
 
 // Certificate ids are store basenames: a 253-character DNS name plus the
 // hash suffix can exceed max_cert_id, so slots keep the full length and a
@@ -67,8 +83,9 @@ constexpr std::size_t align_up(std::size_t n, std::size_t a) { return (n + a - 1
 constexpr std::size_t header_size = align_up(sizeof(ZoneHeader), 64);
 constexpr std::size_t min_slots = 8;
 
-std::size_t area_half(std::size_t size) {
-    return size > header_size ? (size - header_size) / 2 : 0;
+// Each table gets a third of the area after the header, 64-byte aligned.
+std::size_t area_third(std::size_t size) {
+    return size > header_size ? (size - header_size) / 3 / 64 * 64 : 0;
 }
 
 std::uint64_t fnv1a(std::string_view s) {
@@ -118,17 +135,22 @@ private:
 struct SharedState::Header : ZoneHeader {};
 
 std::size_t SharedState::min_size() {
-    std::size_t half =
-        std::max(min_slots * sizeof(ChallengeSlot), min_slots * sizeof(CertificateSlot));
-    return header_size + 2 * align_up(half, 64);
+    std::size_t third =
+        std::max({min_slots * sizeof(ChallengeSlot), min_slots * sizeof(TlsAlpnSlot),
+                  min_slots * sizeof(CertificateSlot)});
+    return header_size + 3 * align_up(third, 64);
 }
 
 std::size_t SharedState::challenge_slots(std::size_t size) {
-    return area_half(size) / sizeof(ChallengeSlot);
+    return area_third(size) / sizeof(ChallengeSlot);
+}
+
+std::size_t SharedState::tls_alpn_slots(std::size_t size) {
+    return area_third(size) / sizeof(TlsAlpnSlot);
 }
 
 std::size_t SharedState::certificate_slots(std::size_t size) {
-    return area_half(size) / sizeof(CertificateSlot);
+    return area_third(size) / sizeof(CertificateSlot);
 }
 
 SharedState::SharedState(void* base, std::size_t size) : base_(base), size_(size) {}
@@ -141,12 +163,22 @@ ChallengeSlot* challenge_table(void* base) {
     return reinterpret_cast<ChallengeSlot*>(static_cast<char*>(base) + header_size);
 }
 
+TlsAlpnSlot* tls_alpn_table(void* base, std::size_t size) {
+    return reinterpret_cast<TlsAlpnSlot*>(static_cast<char*>(base) + header_size +
+                                          area_third(size));
+}
+
 CertificateSlot* certificate_table(void* base, std::size_t size) {
     return reinterpret_cast<CertificateSlot*>(static_cast<char*>(base) + header_size +
-                                              area_half(size));
+                                              2 * area_third(size));
 }
 
 std::string_view slot_token(const ChallengeSlot& s) { return {s.token, s.token_len}; }
+
+bool slot_has(const TlsAlpnSlot& s, std::string_view name, std::string_view digest) {
+    return s.in_use && std::string_view(s.name, s.name_len) == name &&
+           std::memcmp(s.digest, digest.data(), digest_size) == 0;
+}
 
 bool slot_has_id(const CertificateSlot& s, std::string_view id, std::uint64_t hash) {
     if (!s.in_use || s.id_len != id.size() || s.id_hash != hash) return false;
@@ -173,6 +205,8 @@ void SharedState::format() {
     h->global_generation.store(0, std::memory_order_relaxed);
     h->challenge_slots = challenge_slots(size_);
     h->certificate_slots = certificate_slots(size_);
+    h->tls_alpn_slots = tls_alpn_slots(size_);
+    h->tls_alpn_sequence = 0;
     // Formatting happens before other processes attach (the master, before
     // forking workers), so plain stores suffice; the magic still goes last.
     h->magic = magic_value;
@@ -183,7 +217,8 @@ bool SharedState::formatted() const {
     const Header* h = header();
     return h->magic == magic_value && h->version == layout_version && h->size == size_ &&
            h->challenge_slots == challenge_slots(size_) &&
-           h->certificate_slots == certificate_slots(size_);
+           h->certificate_slots == certificate_slots(size_) &&
+           h->tls_alpn_slots == tls_alpn_slots(size_);
 }
 
 bool SharedState::publish_http01(std::string_view token, std::string_view key_authorization) {
@@ -242,6 +277,75 @@ std::optional<std::string> SharedState::find_http01(std::string_view token) cons
         }
     }
     return std::nullopt;
+}
+
+bool SharedState::publish_tls_alpn01(std::string_view server_name, std::string_view identifier,
+                                     std::string_view digest) {
+    if (server_name.empty() || server_name.size() > max_server_name ||
+        digest.size() != digest_size || !formatted()) {
+        return false;
+    }
+    // A DNS identifier is its own server name; only IP addresses differ.
+    if (identifier == server_name) identifier = {};
+    if (identifier.size() > max_ip_identifier) return false;
+    Header* h = header();
+    TlsAlpnSlot* table = tls_alpn_table(base_, size_);
+    SpinGuard guard(h->lock);
+    TlsAlpnSlot* slot = nullptr;
+    for (std::size_t i = 0; i < h->tls_alpn_slots; ++i) {
+        TlsAlpnSlot& s = table[i];
+        if (slot_has(s, server_name, digest)) {
+            slot = &s;  // republished: it becomes the newest again
+            break;
+        }
+        if (!s.in_use && slot == nullptr) slot = &s;
+    }
+    if (slot == nullptr) return false;
+    std::memcpy(slot->name, server_name.data(), server_name.size());
+    slot->name_len = static_cast<std::uint32_t>(server_name.size());
+    std::memcpy(slot->identifier, identifier.data(), identifier.size());
+    slot->identifier_len = static_cast<std::uint32_t>(identifier.size());
+    std::memcpy(slot->digest, digest.data(), digest_size);
+    slot->sequence = ++h->tls_alpn_sequence;
+    slot->in_use = 1;
+    return true;
+}
+
+void SharedState::withdraw_tls_alpn01(std::string_view server_name, std::string_view digest) {
+    if (server_name.empty() || digest.size() != digest_size || !formatted()) return;
+    Header* h = header();
+    TlsAlpnSlot* table = tls_alpn_table(base_, size_);
+    SpinGuard guard(h->lock);
+    for (std::size_t i = 0; i < h->tls_alpn_slots; ++i) {
+        if (slot_has(table[i], server_name, digest)) {
+            table[i].in_use = 0;
+            table[i].name_len = 0;
+        }
+    }
+}
+
+std::optional<TlsAlpnAnswer> SharedState::find_tls_alpn01(std::string_view server_name) const {
+    if (server_name.empty() || server_name.size() > max_server_name || !formatted()) {
+        return std::nullopt;
+    }
+    Header* h = header();
+    const TlsAlpnSlot* table = tls_alpn_table(base_, size_);
+    SpinGuard guard(h->lock);
+    const TlsAlpnSlot* newest = nullptr;
+    for (std::size_t i = 0; i < h->tls_alpn_slots; ++i) {
+        const TlsAlpnSlot& s = table[i];
+        if (s.in_use && std::string_view(s.name, s.name_len) == server_name &&
+            (newest == nullptr || s.sequence > newest->sequence)) {
+            newest = &s;
+        }
+    }
+    if (newest == nullptr) return std::nullopt;
+    TlsAlpnAnswer answer;
+    answer.identifier = newest->identifier_len
+                            ? std::string(newest->identifier, newest->identifier_len)
+                            : std::string(server_name);
+    answer.digest.assign(reinterpret_cast<const char*>(newest->digest), digest_size);
+    return answer;
 }
 
 void SharedState::certificate_updated(std::string_view cert_id) {

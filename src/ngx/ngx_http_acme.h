@@ -23,6 +23,8 @@ extern "C" {
 
 extern "C" ngx_module_t ngx_http_acme_module;
 
+struct ngx_http_acme_tls_alpn_t;  // ngx_http_acme_tls_alpn.cpp
+
 // One acme_issuer block.
 struct ngx_http_acme_issuer_t {
     ngx_str_t name;
@@ -73,6 +75,7 @@ struct ngx_http_acme_main_conf_t {
     ngx_array_t resolvers;  // ngx_str_t "ip:port" from the http block's resolver
     ngx_str_t fallback_cert[NGX_HTTP_ACME_KEY_TYPES];  // "data:" PEM, made on demand
     ngx_str_t fallback_key[NGX_HTTP_ACME_KEY_TYPES];
+    ngx_http_acme_tls_alpn_t *tls_alpn;  // made with the first TLS server
 };
 
 struct ngx_http_acme_srv_conf_t {
@@ -92,6 +95,10 @@ acme::SharedState *ngx_http_acme_shared_state(ngx_cycle_t *cycle);
 
 // ngx_http_acme_http01.cpp
 ngx_int_t ngx_http_acme_http01_init(ngx_conf_t *cf);
+
+// ngx_http_acme_tls_alpn.cpp
+ngx_int_t ngx_http_acme_tls_alpn_add(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
+                                     SSL_CTX *ctx);
 
 // ngx_http_acme_helper.cpp
 ngx_int_t ngx_http_acme_add_helper(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf);

@@ -5,6 +5,7 @@
 
 #include <exception>
 
+#include "acme/challenge.h"
 #include "acme/identifier.h"
 #include "acme/store.h"
 #include "ngx/ngx_http_acme.h"
@@ -329,24 +330,40 @@ char *ngx_http_acme_issuer_directive(ngx_conf_t *cf, ngx_command_t *, void *conf
         return issuer_set_once(cf, &issuer->account_key, file);
     }
 
+    // Several types in order of preference: the engine falls back to the
+    // next one when a validation fails.
     if (equals(cmd, "challenge")) {
-        if (!want_args(1, 1)) {
-            return static_cast<char *>(NGX_CONF_ERROR);
-        }
-        if (!equals(value[1], "http-01") && !equals(value[1], "http")) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "unsupported challenge type \"%V\" (supported: http-01)",
-                               &value[1]);
+        if (!want_args(1, NGX_CONF_MAX_ARGS)) {
             return static_cast<char *>(NGX_CONF_ERROR);
         }
         if (issuer->challenges.nelts != 0) {
             return conf_error(cf, "\"challenge\" is duplicate");
         }
-        auto *c = static_cast<ngx_str_t *>(ngx_array_push(&issuer->challenges));
-        if (c == nullptr) {
-            return static_cast<char *>(NGX_CONF_ERROR);
+        for (ngx_uint_t i = 1; i < n; i++) {
+            auto type = acme::canonical_challenge_type(ngx_http_acme_string(value[i]));
+            if (!type) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "unsupported challenge type \"%V\" (supported: %s)", &value[i],
+                                   std::string(acme::supported_challenge_types).c_str());
+                return static_cast<char *>(NGX_CONF_ERROR);
+            }
+            auto *types = static_cast<ngx_str_t *>(issuer->challenges.elts);
+            for (ngx_uint_t k = 0; k < issuer->challenges.nelts; k++) {
+                if (ngx_http_acme_string(types[k]) == *type) {
+                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                       "challenge type \"%V\" is listed twice", &value[i]);
+                    return static_cast<char *>(NGX_CONF_ERROR);
+                }
+            }
+            auto *c = static_cast<ngx_str_t *>(ngx_array_push(&issuer->challenges));
+            if (c == nullptr) {
+                return static_cast<char *>(NGX_CONF_ERROR);
+            }
+            *c = copy_string(cf->pool, *type);
+            if (c->data == nullptr) {
+                return static_cast<char *>(NGX_CONF_ERROR);
+            }
         }
-        ngx_str_set(c, "http-01");
         return NGX_CONF_OK;
     }
 
@@ -623,7 +640,22 @@ char *merge_certificates(ngx_conf_t *cf, void *child) {
 
 char *ngx_http_acme_merge_srv_conf(ngx_conf_t *cf, void *, void *child) {
     try {
-        return merge_certificates(cf, child);
+        char *rv = merge_certificates(cf, child);
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+        // The ClientHello reaches the context of the listener's default
+        // server, whichever server the name belongs to: tls-alpn-01 is
+        // answered from all of them, with or without acme_certificate.
+        auto *amcf = static_cast<ngx_http_acme_main_conf_t *>(
+            ngx_http_conf_get_module_main_conf(cf, ngx_http_acme_module));
+        auto *sscf = static_cast<ngx_http_ssl_srv_conf_t *>(
+            ngx_http_conf_get_module_srv_conf(cf, ngx_http_ssl_module));
+        if (amcf->certs.nelts > 0 && sscf->ssl.ctx != nullptr &&
+            ngx_http_acme_tls_alpn_add(cf, amcf, sscf->ssl.ctx) != NGX_OK) {
+            return static_cast<char *>(NGX_CONF_ERROR);
+        }
+        return NGX_CONF_OK;
     } catch (const std::exception &e) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "acme: %s", e.what());
         return static_cast<char *>(NGX_CONF_ERROR);

@@ -1,5 +1,5 @@
-// Unit tests of the shared-memory area (shared_state.h): layout, http-01
-// answers, generations, and use from several processes and threads.
+// Unit tests of the shared-memory area (shared_state.h): layout, http-01 and
+// tls-alpn-01 answers, generations, and use from several processes and threads.
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -48,8 +48,10 @@ TEST(SharedState, FormatAndFormatted) {
 TEST(SharedState, SlotCounts) {
     EXPECT_GE(SharedState::challenge_slots(SharedState::min_size()), 4u);
     EXPECT_GE(SharedState::certificate_slots(SharedState::min_size()), 4u);
+    EXPECT_GE(SharedState::tls_alpn_slots(SharedState::min_size()), 4u);
     EXPECT_GE(SharedState::challenge_slots(SharedState::default_size), 1000u);
     EXPECT_GE(SharedState::certificate_slots(SharedState::default_size), 1000u);
+    EXPECT_GE(SharedState::tls_alpn_slots(SharedState::default_size), 1000u);
     EXPECT_EQ(SharedState::challenge_slots(0), 0u);
 }
 
@@ -115,6 +117,74 @@ TEST(SharedState, FullTableReturnsFalse) {
     EXPECT_EQ(state.find_http01("one-too-many"), std::optional<std::string>("answer"));
 }
 
+TEST(SharedState, TlsAlpnPublishFindWithdraw) {
+    SharedMemory mem(SharedState::default_size);
+    SharedState state(mem.base(), mem.size());
+    state.format();
+    const std::string d1(32, '1'), d2(32, '2');
+    EXPECT_FALSE(state.find_tls_alpn01("example.test").has_value());
+    EXPECT_TRUE(state.publish_tls_alpn01("example.test", "example.test", d1));
+    EXPECT_TRUE(state.publish_tls_alpn01("1.0.0.127.in-addr.arpa", "127.0.0.1", d2));
+
+    auto dns = state.find_tls_alpn01("example.test");
+    ASSERT_TRUE(dns.has_value());
+    EXPECT_EQ(dns->identifier, "example.test");
+    EXPECT_EQ(dns->digest, d1);
+    auto ip = state.find_tls_alpn01("1.0.0.127.in-addr.arpa");
+    ASSERT_TRUE(ip.has_value());
+    EXPECT_EQ(ip->identifier, "127.0.0.1");
+    EXPECT_EQ(ip->digest, d2);
+    EXPECT_FALSE(state.find_tls_alpn01("example").has_value());
+    EXPECT_FALSE(state.find_tls_alpn01("").has_value());
+    // http-01 answers are another table.
+    EXPECT_FALSE(state.find_http01("example.test").has_value());
+
+    state.withdraw_tls_alpn01("example.test", d2);  // not that answer: kept
+    EXPECT_TRUE(state.find_tls_alpn01("example.test").has_value());
+    state.withdraw_tls_alpn01("example.test", d1);
+    EXPECT_FALSE(state.find_tls_alpn01("example.test").has_value());
+    EXPECT_TRUE(state.find_tls_alpn01("1.0.0.127.in-addr.arpa").has_value());
+}
+
+TEST(SharedState, TlsAlpnNewestAnswerWins) {
+    // Two orders for one name (an ECDSA and an RSA certificate) may publish
+    // at once: the newest answer is served, and withdrawing it brings the
+    // older one back.
+    SharedMemory mem(SharedState::default_size);
+    SharedState state(mem.base(), mem.size());
+    state.format();
+    const std::string d1(32, '1'), d2(32, '2');
+    EXPECT_TRUE(state.publish_tls_alpn01("example.test", "example.test", d1));
+    EXPECT_TRUE(state.publish_tls_alpn01("example.test", "example.test", d2));
+    EXPECT_EQ(state.find_tls_alpn01("example.test")->digest, d2);
+    EXPECT_TRUE(state.publish_tls_alpn01("example.test", "example.test", d1));  // again
+    EXPECT_EQ(state.find_tls_alpn01("example.test")->digest, d1);
+    state.withdraw_tls_alpn01("example.test", d1);
+    EXPECT_EQ(state.find_tls_alpn01("example.test")->digest, d2);
+}
+
+TEST(SharedState, TlsAlpnLimits) {
+    SharedMemory mem(SharedState::min_size());
+    SharedState state(mem.base(), mem.size());
+    state.format();
+    const std::string d(32, 'd');
+    std::string name(SharedState::max_server_name, 'n');
+    EXPECT_TRUE(state.publish_tls_alpn01(name, name, d));
+    EXPECT_EQ(state.find_tls_alpn01(name)->identifier, name);
+    EXPECT_FALSE(state.publish_tls_alpn01(name + "n", name + "n", d));
+    EXPECT_FALSE(state.publish_tls_alpn01("", "", d));
+    EXPECT_FALSE(state.publish_tls_alpn01("x.test", "x.test", "short digest"));
+    EXPECT_FALSE(state.publish_tls_alpn01("x.arpa", std::string(49, '1'), d));
+
+    std::size_t slots = SharedState::tls_alpn_slots(mem.size());
+    for (std::size_t i = 1; i < slots; ++i) {
+        ASSERT_TRUE(state.publish_tls_alpn01("n" + std::to_string(i), "", d)) << i;
+    }
+    EXPECT_FALSE(state.publish_tls_alpn01("one-too-many", "", d));
+    state.withdraw_tls_alpn01("n1", d);
+    EXPECT_TRUE(state.publish_tls_alpn01("one-too-many", "", d));
+}
+
 TEST(SharedState, Generations) {
     SharedMemory mem(SharedState::default_size);
     SharedState state(mem.base(), mem.size());
@@ -164,10 +234,12 @@ TEST(SharedState, FormatResets) {
     SharedState state(mem.base(), mem.size());
     state.format();
     state.publish_http01("token", "answer");
+    state.publish_tls_alpn01("name", "name", std::string(32, 'd'));
     state.certificate_updated("cert");
     state.format();
     EXPECT_TRUE(state.formatted());
     EXPECT_FALSE(state.find_http01("token").has_value());
+    EXPECT_FALSE(state.find_tls_alpn01("name").has_value());
     EXPECT_EQ(state.generation("cert"), 0u);
     EXPECT_EQ(state.global_generation(), 0u);
 }
