@@ -312,6 +312,18 @@ char *issuer_external_account_key(ngx_conf_t *cf, ngx_http_acme_issuer_t *issuer
                           "invalid MAC key in \"external_account_key\": a base64url-encoded "
                           "key is expected");
     }
+    // RFC 7518 section 3.2: the key is at least as long as the hash. Not
+    // enforced for the default HS256, whose keys come from the CA as they are.
+    size_t min_len = equals(issuer->eab_alg, "HS512")   ? 64
+                     : equals(issuer->eab_alg, "HS384") ? 48
+                                                        : 0;
+    if (key.size() < min_len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "MAC key in \"external_account_key\" is too short for %V: %uz bytes, "
+                           "at least %uz are needed",
+                           &issuer->eab_alg, key.size(), min_len);
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
     issuer->eab_kid = value[1];
     issuer->eab_mac_key = copy_string(cf->pool, key);
     return issuer->eab_mac_key.data ? NGX_CONF_OK : static_cast<char *>(NGX_CONF_ERROR);
