@@ -19,6 +19,10 @@ extern "C" {
 #define NGX_HTTP_ACME_STATE_PREFIX "/var/lib/nginx/acme"
 #endif
 
+#ifndef NGX_HTTP_ACME_RUN_PREFIX
+#define NGX_HTTP_ACME_RUN_PREFIX "/run/nginx-acme"  // for `state_path off`
+#endif
+
 #define NGX_HTTP_ACME_KEY_TYPES 5  // acme::KeyType values
 
 extern "C" ngx_module_t ngx_http_acme_module;

@@ -454,6 +454,17 @@ char *ngx_http_acme_issuer_directive(ngx_conf_t *cf, ngx_command_t *, void *conf
         if (issuer->state_path.len != 0) {
             return conf_error(cf, "\"state_path\" is duplicate");
         }
+        if (equals(value[1], "off")) {
+            // nginx-acme keeps no state then. The engine and the workers
+            // share files, so they go to a runtime directory (tmpfs), one
+            // per configuration file: nothing persists across reboots.
+            std::string conf_id =
+                acme::hex(acme::sha256(ngx_http_acme_string(cf->cycle->conf_file))).substr(0, 8);
+            issuer->state_path =
+                copy_string(cf->pool, std::string(NGX_HTTP_ACME_RUN_PREFIX "/") + conf_id + "/" +
+                                          ngx_http_acme_string(issuer->name));
+            return issuer->state_path.data ? NGX_CONF_OK : static_cast<char *>(NGX_CONF_ERROR);
+        }
         ngx_str_t path = value[1];
         while (path.len > 1 && path.data[path.len - 1] == '/') {
             path.len--;
