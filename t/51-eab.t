@@ -22,7 +22,7 @@ $t->start_pebble(env => { PEBBLE_WFE_NONCEREJECT => 0 }, config => {
     externalAccountMACKeys => \%keys,
 });
 my $key_file = $t->write_file('eab.key', "$keys{'kid-file'}\n");
-my %state = map { $_ => $t->dir . "/acme-$_" } qw(inline file wrong none);
+my %state = map { $_ => $t->dir . "/acme-$_" } qw(inline file wrong unknown none);
 
 $t->write_nginx_conf(<<"EOF2");
 http {
@@ -46,6 +46,13 @@ http {
         state_path $state{wrong};
         accept_terms_of_service;
         external_account_key kid-wrong data:$wrong;
+    }
+    acme_issuer unknown {
+        uri %%ACME_URI%%;
+        ssl_trusted_certificate %%PEBBLE_CA%%;
+        state_path $state{unknown};
+        accept_terms_of_service;
+        external_account_key kid-nosuch data:$keys{'kid-inline'};
     }
     acme_issuer none {
         uri %%ACME_URI%%;
@@ -73,6 +80,11 @@ http {
     }
     server {
         listen 127.0.0.1:%%HTTPS_PORT%% ssl;
+        server_name unknown.test;
+        acme_certificate unknown;
+    }
+    server {
+        listen 127.0.0.1:%%HTTPS_PORT%% ssl;
         server_name none.test;
         acme_certificate none;
     }
@@ -93,6 +105,11 @@ like $line, qr/account registration failed \(external account binding, kid "kid-
     'wrong MAC key: the log says the account was refused, with the CA\'s problem';
 ok !-e "$state{wrong}/account.json", 'wrong MAC key: no account stored';
 is $t->tls_get(name => 'wrong.test')->{subject_cn}, 'acme fallback', 'wrong MAC key: still the fallback';
+
+$line = $t->wait_log(qr/certificate "unknown\.test" from "unknown" failed/, 20);
+like $line, qr/account registration failed \(external account binding, kid "kid-nosuch"\): urn:ietf:params:acme:error:\w+: \S.*, next attempt at /,
+    'unknown kid: the log says the account was refused, with the CA\'s problem';
+ok !-e "$state{unknown}/account.json", 'unknown kid: no account stored';
 
 $line = $t->wait_log(qr/certificate "none\.test" from "none" failed/, 20);
 like $line, qr/issuer "none" requires an external account binding: set external_account_key/,
