@@ -99,6 +99,8 @@ char *ngx_http_acme_add_fallback(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf
                                  acme::KeyType type);
 ngx_int_t ngx_http_acme_serve(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
                               ngx_http_acme_cert_t *cert, ngx_str_t *state_path, SSL_CTX *ctx);
+ngx_int_t ngx_http_acme_session_context(ngx_conf_t *cf, ngx_http_acme_srv_conf_t *ascf,
+                                        ngx_http_ssl_srv_conf_t *sscf);
 ngx_int_t ngx_http_acme_init_swap(ngx_cycle_t *cycle);
 
 // ngx_http_acme_variables.cpp

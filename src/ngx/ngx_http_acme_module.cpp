@@ -839,6 +839,9 @@ char *merge_certificates(ngx_conf_t *cf, void *child) {
             return static_cast<char *>(NGX_CONF_ERROR);
         }
     }
+    if (sscf->ssl.ctx != nullptr && ngx_http_acme_session_context(cf, conf, sscf) != NGX_OK) {
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
     return NGX_CONF_OK;
 }
 

@@ -135,15 +135,19 @@ bool read_pair(const ngx_http_acme_served_t &served, std::string *crt, std::stri
     return read_file(served.crt_path, crt) && read_file(served.key_path, key);
 }
 
-ngx_str_t join_path(ngx_pool_t *pool, const ngx_str_t &dir, const ngx_str_t &base,
-                    const char *suffix) {
-    std::string s = ngx_http_acme_string(dir) + "/" + ngx_http_acme_string(base) + suffix;
+ngx_str_t copy_to_pool(ngx_pool_t *pool, const std::string &s) {
     ngx_str_t out{0, static_cast<u_char *>(ngx_pnalloc(pool, s.size() + 1))};
     if (out.data != nullptr) {
         ngx_memcpy(out.data, s.c_str(), s.size() + 1);
         out.len = s.size();
     }
     return out;
+}
+
+ngx_str_t join_path(ngx_pool_t *pool, const ngx_str_t &dir, const ngx_str_t &base,
+                    const char *suffix) {
+    return copy_to_pool(pool,
+                        ngx_http_acme_string(dir) + "/" + ngx_http_acme_string(base) + suffix);
 }
 
 // Loads the stored certificate into every context that serves it, if it
@@ -336,6 +340,28 @@ ngx_int_t ngx_http_acme_serve(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
     served->mtime = st.st_mtime;
     served->inode = st.st_ino;
     return NGX_OK;
+}
+
+// nginx derives a server's session id context from its certificates, but
+// every acme server starts with the same in-memory fallback: mix in the
+// certificates' basenames, so that a session cached for one server is not
+// resumed by another that shares the session cache.
+ngx_int_t ngx_http_acme_session_context(ngx_conf_t *cf, ngx_http_acme_srv_conf_t *ascf,
+                                        ngx_http_ssl_srv_conf_t *sscf) {
+    std::string id = "HTTP acme";
+    auto **certs = static_cast<ngx_http_acme_cert_t **>(ascf->certs->elts);
+    for (ngx_uint_t i = 0; i < ascf->certs->nelts; i++) {
+        id += " " + ngx_http_acme_string(certs[i]->basename);
+    }
+    ngx_str_t sess_ctx = copy_to_pool(cf->pool, id);
+    if (sess_ctx.data == nullptr) {
+        return NGX_ERROR;
+    }
+    // The same call nginx made, with the same settings: only the context
+    // string differs.
+    return ngx_ssl_session_cache(&sscf->ssl, &sess_ctx, sscf->certificates,
+                                 sscf->builtin_session_cache, sscf->shm_zone,
+                                 sscf->session_timeout);
 }
 
 ngx_int_t ngx_http_acme_init_swap(ngx_cycle_t *cycle) {

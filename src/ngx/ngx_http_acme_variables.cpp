@@ -154,16 +154,9 @@ ngx_int_t ngx_http_acme_take_over_certificates(ngx_conf_t *cf, ngx_http_acme_mai
         sscf->certificate_key_values = nullptr;
     }
 
-    if (ngx_ssl_certificates(cf, &sscf->ssl, load_certs, load_keys, sscf->passwords) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
     // nginx derived the session id context from the ssl_certificate
-    // strings, the same "$acme_certificate" in every such server; derive it
-    // again from the certificates now in the context, as for static ones.
-    // Stapling cannot apply: acme certificates are swapped in later.
-    static ngx_str_t sess_ctx = ngx_string("HTTP");
-    return ngx_ssl_session_cache(&sscf->ssl, &sess_ctx, sscf->certificates,
-                                 sscf->builtin_session_cache, sscf->shm_zone,
-                                 sscf->session_timeout);
+    // strings, the same "$acme_certificate" in every such server: merge
+    // sets it again (ngx_http_acme_session_context). Stapling cannot
+    // apply: acme certificates are swapped in later.
+    return ngx_ssl_certificates(cf, &sscf->ssl, load_certs, load_keys, sscf->passwords);
 }
