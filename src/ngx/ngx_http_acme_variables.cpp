@@ -3,7 +3,7 @@
 // hot-swapped like any other, instead of re-parsing PEM on every handshake.
 #include <openssl/ssl.h>
 
-#include <exception>
+#include <vector>
 
 #include "ngx/ngx_http_acme.h"
 
