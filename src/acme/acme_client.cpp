@@ -289,6 +289,11 @@ std::string AcmeClient::ensure_account(const AccountSettings& settings) {
         for (const std::string& c : settings.contacts) contacts.push(Json::string(c));
         payload.set("contact", contacts);
     }
+    if (settings.eab) {
+        payload.set("externalAccountBinding", Json::parse(jws_external_account_binding(
+                                                  session_.account_key(), settings.eab->alg,
+                                                  settings.eab->kid, settings.eab->mac_key, url)));
+    }
 
     HttpResponse response = post(url, payload.dump(), /*use_jwk=*/true);
     // 201: created; 200: the key already has an account (RFC 8555 7.3.1).
@@ -363,13 +368,15 @@ Order AcmeClient::finalize(const Order& order, const std::string& csr_der) {
                        response);
 }
 
-std::string AcmeClient::download_certificate(const std::string& url) {
+std::string AcmeClient::download_certificate(const std::string& url,
+                                             std::vector<std::string>* alternates) {
     HttpResponse response =
         post_with_headers(url, "", false, {{"Accept", "application/pem-certificate-chain"}});
     if (response.status != 200 || response.body.empty()) {
         throw Error("certificate " + url + " could not be downloaded (HTTP status " +
                     std::to_string(response.status) + ")");
     }
+    if (alternates != nullptr) *alternates = response.links("alternate");
     return response.body;
 }
 

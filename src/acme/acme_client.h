@@ -25,7 +25,7 @@ struct Directory {
 };
 
 struct Challenge {
-    std::string type;   // "http-01", "tls-alpn-01", "dns-01"
+    std::string type;  // "http-01", "tls-alpn-01", "dns-01"
     std::string url;
     std::string token;
     std::string status;
@@ -64,9 +64,18 @@ struct OrderOptions {
     std::string replaces;
 };
 
+// External Account Binding (RFC 8555 section 7.3.4): the key identifier and
+// MAC key a CA hands out to tie the ACME account to an account of its own.
+struct ExternalAccountBinding {
+    std::string kid;
+    std::string mac_key;        // raw bytes (decoded from base64url)
+    std::string alg = "HS256";  // "HS256", "HS384" or "HS512"
+};
+
 struct AccountSettings {
     std::vector<std::string> contacts;  // full URIs, e.g. "mailto:admin@example.test"
     bool accept_terms = false;
+    std::optional<ExternalAccountBinding> eab;
 };
 
 class AcmeSession {
@@ -121,7 +130,10 @@ public:
     // POST {"csr": base64url(der)} to the order's finalize URL.
     Order finalize(const Order& order, const std::string& csr_der);
     // POST-as-GET of the certificate URL; returns the PEM chain (leaf first).
-    std::string download_certificate(const std::string& url);
+    // With alternates, also the URLs of the other chains the CA offers for
+    // the same certificate (`Link: <url>;rel="alternate"`, section 7.4.2).
+    std::string download_certificate(const std::string& url,
+                                     std::vector<std::string>* alternates = nullptr);
 
     // Signed POST with nonce handling: takes a nonce from the pool (or HEAD
     // newNonce), keeps every Replay-Nonce, retries badNonce a few times with

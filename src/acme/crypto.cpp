@@ -8,6 +8,7 @@
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
+#include <openssl/hmac.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -399,6 +400,21 @@ std::string sha256(std::string_view data) {
     if (EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr) != 1)
         fail("SHA-256 failed");
     return std::string(reinterpret_cast<char*>(md), len);
+}
+
+std::string hmac(std::string_view alg, std::string_view key, std::string_view data) {
+    const EVP_MD* md = alg == "HS256"   ? EVP_sha256()
+                       : alg == "HS384" ? EVP_sha384()
+                       : alg == "HS512" ? EVP_sha512()
+                                        : nullptr;
+    if (md == nullptr) throw Error("unsupported MAC algorithm \"" + std::string(alg) + "\"");
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (HMAC(md, key.data(), static_cast<int>(key.size()),
+             reinterpret_cast<const unsigned char*>(data.data()), data.size(), out,
+             &len) == nullptr)
+        fail("HMAC failed");
+    return std::string(reinterpret_cast<char*>(out), len);
 }
 
 std::string hex(std::string_view bytes) {

@@ -59,6 +59,9 @@ private:
 
 std::string sha256(std::string_view data);  // raw 32 bytes
 std::string hex(std::string_view bytes);    // lower-case
+// HMAC for the JWS algorithms "HS256", "HS384" and "HS512" (RFC 7518 section
+// 3.2); raw bytes. Throws acme::Error for any other algorithm.
+std::string hmac(std::string_view alg, std::string_view key, std::string_view data);
 // RFC 7638 thumbprint of a JWK already in canonical form: base64url(SHA-256(jwk)).
 std::string jwk_thumbprint(std::string_view canonical_jwk);
 

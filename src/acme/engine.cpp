@@ -150,6 +150,7 @@ struct CertState {
     ChallengeHistory challenges;
     std::optional<CertificateInfo> current;
     std::time_t renewal_at = 0;
+    std::string profile;  // sent in the last successful order, "" for none
 };
 
 struct LastError {
@@ -533,6 +534,11 @@ struct Engine::Impl {
         j.set("names", names);
         j.set("key_type", key_type_name(c.config->key_type));
         j.set("issuer", c.issuer->config->name);
+        if (c.profile.empty()) {
+            j.set("profile", Json());
+        } else {
+            j.set("profile", c.profile);
+        }
         if (c.current) {
             j.set("not_before", static_cast<std::int64_t>(c.current->not_before));
             j.set("not_after", static_cast<std::int64_t>(c.current->not_after));
@@ -613,7 +619,25 @@ struct Engine::Impl {
             AccountSettings settings;
             settings.contacts = is.config->contacts;
             settings.accept_terms = is.config->accept_terms;
-            client.ensure_account(settings);
+            if (!is.config->eab_kid.empty()) {
+                settings.eab = ExternalAccountBinding{is.config->eab_kid, is.config->eab_mac_key,
+                                                      is.config->eab_alg};
+            }
+            if (!settings.eab && client.directory().external_account_required) {
+                throw Error("issuer " + quoted(is.config->name) +
+                            " requires an external account binding: set external_account_key");
+            }
+            try {
+                client.ensure_account(settings);
+            } catch (const CaError& e) {
+                // Say that it is the account, not the order, that the CA
+                // refused: a wrong EAB kid or key shows up here.
+                std::string what = "account registration failed";
+                if (settings.eab) {
+                    what += " (external account binding, kid " + quoted(settings.eab->kid) + ")";
+                }
+                throw CaError(what + ": ", e.problem, e.retry_after);
+            }
             registered = true;
             log(LogLevel::notice, "acme: issuer " + quoted(is.config->name) + ": using account " +
                                       quoted(is.session->account_url()));
@@ -670,7 +694,9 @@ struct Engine::Impl {
         ensure_account(is, client);
         check_stop();
 
-        Order order = client.new_order(ids);
+        OrderOptions options;
+        options.profile = order_profile(c, client.directory());
+        Order order = client.new_order(ids, options);
         check_stop();
         if (order.status == "pending") {
             authorize(c, client, order, session->account_key());
@@ -684,7 +710,7 @@ struct Engine::Impl {
 
         // A fresh key for every certificate: renewal rotates it.
         PrivateKey key = PrivateKey::generate(c.config->key_type);
-        order = client.finalize(order, make_csr_der(key, ids, false));
+        order = client.finalize(order, make_csr_der(key, ids, is.config->common_name_in_csr));
         check_stop();
         order = wait_order(client, order, {"ready", "processing"});
         if (order.status == "invalid") throw order_failure(order, "order for " + quoted(c.name));
@@ -693,8 +719,12 @@ struct Engine::Impl {
                         " instead of \"valid\"");
         }
 
-        std::string chain = client.download_certificate(order.certificate);
+        std::vector<std::string> alternates;
+        std::string chain = client.download_certificate(order.certificate, &alternates);
         check_stop();
+        if (!is.config->preferred_chain.empty()) {
+            chain = preferred_chain(c, client, std::move(chain), alternates);
+        }
         CertificateInfo info = inspect_certificate(chain);
         if (!certificate_matches_key(chain, key)) {
             throw Error("the certificate issued for " + quoted(c.name) + " does not match its key");
@@ -710,6 +740,58 @@ struct Engine::Impl {
         store.write(c.basename + store_files::cert_suffix, chain, 0644);
         c.current = info;
         c.renewal_at = renewal_time(info.not_before, info.not_after);
+        c.profile = options.profile;
+    }
+
+    // The profile to put in newOrder, checked against the directory's
+    // meta.profiles; "" to let the CA choose.
+    std::string order_profile(const CertState& c, const Directory& directory) {
+        const IssuerConfig& ic = *c.issuer->config;
+        const std::string& wanted = !c.config->profile.empty() ? c.config->profile : ic.profile;
+        if (wanted.empty()) return "";
+        const auto& offered = directory.profiles;
+        if (std::find(offered.begin(), offered.end(), wanted) != offered.end()) return wanted;
+
+        std::string list;
+        for (const std::string& p : offered) list += (list.empty() ? "" : ", ") + p;
+        std::string why = "profile " + quoted(wanted) + " is not offered by issuer " +
+                          quoted(ic.name) + " (" +
+                          (list.empty() ? "it offers no profiles" : "it offers " + list) + ")";
+        if (ic.profile_required) throw Error(why + " and is required, not ordering");
+        log(LogLevel::notice, "acme: certificate " + quoted(c.name) + ": " + why +
+                                  ", ordering with the CA's default profile");
+        return "";
+    }
+
+    static std::string top_issuer(const std::string& chain) {
+        std::vector<std::string> certs = split_pem_chain(chain);
+        return inspect_certificate(certs.back()).issuer_cn;
+    }
+
+    // Among the default chain and the alternates the CA offers, the first
+    // whose topmost certificate was issued by the preferred name; the
+    // default chain when none is.
+    std::string preferred_chain(const CertState& c, AcmeClient& client, std::string chain,
+                                const std::vector<std::string>& alternates) {
+        const std::string& wanted = c.issuer->config->preferred_chain;
+        std::vector<std::string> seen{top_issuer(chain)};
+        if (seen.front() == wanted) return chain;
+        for (const std::string& url : alternates) {
+            std::string alternate = client.download_certificate(url);
+            check_stop();
+            seen.push_back(top_issuer(alternate));
+            if (seen.back() == wanted) {
+                log(LogLevel::info, "acme: certificate " + quoted(c.name) +
+                                        ": using the alternate chain issued by " + quoted(wanted));
+                return alternate;
+            }
+        }
+        std::string list;
+        for (const std::string& s : seen) list += (list.empty() ? "" : ", ") + quoted(s);
+        log(LogLevel::notice, "acme: certificate " + quoted(c.name) + ": no chain issued by " +
+                                  quoted(wanted) + " (offered: " + list +
+                                  "), using the default chain");
+        return chain;
     }
 
     static OrderFailure order_failure(const Order& order, const std::string& what) {

@@ -28,12 +28,27 @@ struct IssuerConfig {
     std::string ca_file;  // empty: system bundle
     bool verify = true;
     std::vector<std::string> resolvers;  // from nginx's `resolver`; empty: system
+    // External Account Binding; empty kid: none. The MAC key is raw bytes
+    // and is never logged or stored.
+    std::string eab_kid;
+    std::string eab_mac_key;
+    std::string eab_alg = "HS256";
+    // ACME profile for newOrder (a certificate's own profile wins). Without
+    // profile_required a profile the CA does not offer is dropped with a
+    // notice; with it the order is not attempted.
+    std::string profile;
+    bool profile_required = false;
+    // Issuer CN of the topmost certificate of the chain to store when the
+    // CA offers alternates; empty: the CA's default chain.
+    std::string preferred_chain;
+    bool common_name_in_csr = false;  // never for IP identifiers
 };
 
 struct CertificateConfig {
-    std::string issuer;  // IssuerConfig::name
+    std::string issuer;                   // IssuerConfig::name
     std::vector<Identifier> identifiers;  // as configured, first one names the files
     KeyType key_type = KeyType::ecdsa256;
+    std::string profile;  // empty: the issuer's
 
     std::string basename() const;  // certificate_basename(identifiers, key_type)
 };

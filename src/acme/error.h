@@ -21,6 +21,9 @@ struct Error : std::runtime_error {
 struct CaError : Error {
     CaError(Problem p, std::optional<std::chrono::seconds> ra)
         : Error(p.describe()), problem(std::move(p)), retry_after(ra) {}
+    // The same, with what() prefixed by context ("account registration failed: ").
+    CaError(const std::string& context, Problem p, std::optional<std::chrono::seconds> ra)
+        : Error(context + p.describe()), problem(std::move(p)), retry_after(ra) {}
     Problem problem;
     std::optional<std::chrono::seconds> retry_after;
 };

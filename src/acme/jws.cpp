@@ -65,4 +65,17 @@ std::string jws_sign(const PrivateKey& key, std::string_view url, std::string_vi
            "\",\"signature\":\"" + base64url_encode(signature) + "\"}";
 }
 
+std::string jws_external_account_binding(const PrivateKey& account_key, std::string_view alg,
+                                         std::string_view kid, std::string_view mac_key,
+                                         std::string_view url) {
+    // No nonce here: the outer newAccount JWS carries it (section 7.3.4).
+    std::string header = "{\"alg\":" + json_string(alg) + ",\"kid\":" + json_string(kid) +
+                         ",\"url\":" + json_string(url) + "}";
+    std::string protected64 = base64url_encode(header);
+    std::string payload64 = base64url_encode(account_key.jwk());
+    std::string mac = hmac(alg, mac_key, protected64 + "." + payload64);
+    return "{\"protected\":\"" + protected64 + "\",\"payload\":\"" + payload64 +
+           "\",\"signature\":\"" + base64url_encode(mac) + "\"}";
+}
+
 }  // namespace acme

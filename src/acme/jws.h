@@ -15,4 +15,11 @@ namespace acme {
 std::string jws_sign(const PrivateKey& key, std::string_view url, std::string_view nonce,
                      std::string_view kid, std::string_view payload);
 
+// The externalAccountBinding member of a newAccount payload (RFC 8555
+// section 7.3.4): a JWS over the account's public JWK, MACed with the key the
+// CA handed out. alg is "HS256", "HS384" or "HS512"; mac_key is raw bytes.
+std::string jws_external_account_binding(const PrivateKey& account_key, std::string_view alg,
+                                         std::string_view kid, std::string_view mac_key,
+                                         std::string_view url);
+
 }  // namespace acme

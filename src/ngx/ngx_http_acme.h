@@ -19,6 +19,10 @@ extern "C" {
 #define NGX_HTTP_ACME_STATE_PREFIX "/var/lib/nginx/acme"
 #endif
 
+#ifndef NGX_HTTP_ACME_RUN_PREFIX
+#define NGX_HTTP_ACME_RUN_PREFIX "/run/nginx-acme"  // for `state_path off`
+#endif
+
 #define NGX_HTTP_ACME_KEY_TYPES 5  // acme::KeyType values
 
 extern "C" ngx_module_t ngx_http_acme_module;
@@ -36,6 +40,13 @@ struct ngx_http_acme_issuer_t {
     ngx_str_t state_path;    // absolute, NUL-terminated
     ngx_str_t ssl_trusted_certificate;  // absolute or empty
     ngx_flag_t ssl_verify;
+    ngx_str_t eab_kid;      // external_account_key; empty: none
+    ngx_str_t eab_mac_key;  // decoded raw bytes: never logged
+    ngx_str_t eab_alg;      // "HS256", "HS384" or "HS512"
+    ngx_str_t profile;
+    ngx_flag_t profile_required;
+    ngx_str_t preferred_chain;
+    ngx_flag_t common_name_in_csr;
     ngx_uint_t used;  // referenced by some acme_certificate
     u_char *file;
     ngx_uint_t line;
@@ -48,7 +59,9 @@ struct ngx_http_acme_cert_t {
     ngx_array_t identifiers;  // ngx_str_t, normalised; filled from server_name when not given
     ngx_uint_t explicit_identifiers;
     acme::KeyType key_type;
+    ngx_str_t profile;   // profile=; empty: the issuer's
     ngx_str_t basename;  // store file base name, set at merge
+    ngx_uint_t served;   // 1 + index in amcf->served once served, else 0
     u_char *file;
     ngx_uint_t line;
 };
@@ -63,6 +76,8 @@ struct ngx_http_acme_served_t {
     uint64_t generation;  // shared-zone generation last seen
     time_t mtime;  // of crt_path when installed (0: fallback in use)
     ino_t inode;
+    ngx_str_t pem_cert;  // "data:" + what is installed, for $acme_certificate;
+    ngx_str_t pem_key;   // empty while the fallback is in use (malloc'd)
 };
 
 struct ngx_http_acme_main_conf_t {
@@ -87,7 +102,14 @@ char *ngx_http_acme_add_fallback(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf
                                  acme::KeyType type);
 ngx_int_t ngx_http_acme_serve(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
                               ngx_http_acme_cert_t *cert, ngx_str_t *state_path, SSL_CTX *ctx);
+ngx_int_t ngx_http_acme_session_context(ngx_conf_t *cf, ngx_http_acme_srv_conf_t *ascf,
+                                        ngx_http_ssl_srv_conf_t *sscf);
 ngx_int_t ngx_http_acme_init_swap(ngx_cycle_t *cycle);
+
+// ngx_http_acme_variables.cpp
+ngx_int_t ngx_http_acme_add_variables(ngx_conf_t *cf);
+ngx_int_t ngx_http_acme_take_over_certificates(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
+                                               ngx_http_ssl_srv_conf_t *sscf);
 
 // ngx_http_acme_zone.cpp
 ngx_int_t ngx_http_acme_add_zone(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf);

@@ -93,6 +93,15 @@ acme::EngineConfig engine_config(ngx_http_acme_main_conf_t *amcf) {
         ic.ca_file = ngx_http_acme_string(is->ssl_trusted_certificate);
         ic.verify = is->ssl_verify;
         ic.resolvers = resolvers;
+        if (is->eab_kid.len != 0) {
+            ic.eab_kid = ngx_http_acme_string(is->eab_kid);
+            ic.eab_mac_key = ngx_http_acme_string(is->eab_mac_key);
+            ic.eab_alg = ngx_http_acme_string(is->eab_alg);
+        }
+        ic.profile = ngx_http_acme_string(is->profile);
+        ic.profile_required = is->profile_required;
+        ic.preferred_chain = ngx_http_acme_string(is->preferred_chain);
+        ic.common_name_in_csr = is->common_name_in_csr;
         config.issuers.push_back(std::move(ic));
     }
 
@@ -101,6 +110,7 @@ acme::EngineConfig engine_config(ngx_http_acme_main_conf_t *amcf) {
         acme::CertificateConfig cc;
         cc.issuer = ngx_http_acme_string(certs[i]->issuer->name);
         cc.key_type = certs[i]->key_type;
+        cc.profile = ngx_http_acme_string(certs[i]->profile);
         auto *ids = static_cast<ngx_str_t *>(certs[i]->identifiers.elts);
         for (ngx_uint_t k = 0; k < certs[i]->identifiers.nelts; k++) {
             cc.identifiers.push_back(acme::parse_identifier(ngx_http_acme_string(ids[k])));

@@ -3,8 +3,10 @@
 // touches the network or the state directory (nginx -t runs all of it).
 #include <unistd.h>
 
+#include <algorithm>
 #include <exception>
 
+#include "acme/base64url.h"
 #include "acme/challenge.h"
 #include "acme/identifier.h"
 #include "acme/store.h"
@@ -34,7 +36,7 @@ ngx_command_t ngx_http_acme_commands[] = {
     ngx_null_command};
 
 ngx_http_module_t ngx_http_acme_module_ctx = {
-    nullptr,                          // preconfiguration
+    ngx_http_acme_add_variables,      // preconfiguration
     ngx_http_acme_postconfiguration,  // postconfiguration
     ngx_http_acme_create_main_conf,   // create main configuration
     ngx_http_acme_init_main_conf,     // init main configuration
@@ -177,6 +179,7 @@ char *ngx_http_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *, void *conf) {
     issuer->name = name;
     issuer->accept_tos = NGX_CONF_UNSET;
     issuer->ssl_verify = NGX_CONF_UNSET;
+    issuer->common_name_in_csr = NGX_CONF_UNSET;
     issuer->file = cf->conf_file->file.name.data;
     issuer->line = cf->conf_file->line;
 
@@ -202,6 +205,7 @@ char *ngx_http_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *, void *conf) {
     }
     ngx_conf_init_value(issuer->accept_tos, 0);
     ngx_conf_init_value(issuer->ssl_verify, 1);
+    ngx_conf_init_value(issuer->common_name_in_csr, 0);
     if (issuer->account_key.len == 0) {
         ngx_str_set(&issuer->account_key, "ecdsa:256");
     }
@@ -231,6 +235,99 @@ char *issuer_set_once(ngx_conf_t *cf, ngx_str_t *field, const ngx_str_t &value) 
     }
     *field = value;
     return NGX_CONF_OK;
+}
+
+// Reads a whole file named in the configuration; false (with errno) on failure.
+bool read_conf_file(const ngx_str_t &file, std::string *out) {
+    ngx_fd_t fd = ngx_open_file(file.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        return false;
+    }
+    out->clear();
+    u_char buf[4096];
+    ssize_t got;
+    while ((got = read(fd, buf, sizeof(buf))) > 0) {
+        out->append(reinterpret_cast<char *>(buf), got);
+    }
+    ngx_err_t err = ngx_errno;
+    ngx_close_file(fd);
+    ngx_set_errno(err);
+    return got == 0;
+}
+
+// external_account_key KID FILE|data:KEY [alg=HS256|HS384|HS512]. The MAC
+// key is read here, in the master, so the helper needs no access to the
+// file; no message quotes it.
+char *issuer_external_account_key(ngx_conf_t *cf, ngx_http_acme_issuer_t *issuer, ngx_str_t *value,
+                                  ngx_uint_t n) {
+    if (issuer->eab_kid.len != 0) {
+        return conf_error(cf, "\"external_account_key\" is duplicate");
+    }
+    if (value[1].len == 0) {
+        return conf_error(cf, "empty key identifier in \"external_account_key\"");
+    }
+    ngx_str_set(&issuer->eab_alg, "HS256");
+    if (n == 4) {
+        if (equals(value[3], "alg=HS256") || equals(value[3], "alg=HS384") ||
+            equals(value[3], "alg=HS512")) {
+            issuer->eab_alg = {value[3].len - 4, value[3].data + 4};
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in \"external_account_key\": "
+                               "alg=HS256, alg=HS384 or alg=HS512 is expected",
+                               &value[3]);
+            return static_cast<char *>(NGX_CONF_ERROR);
+        }
+    }
+
+    std::string text;
+    if (value[2].len >= 5 && ngx_strncmp(value[2].data, "data:", 5) == 0) {
+        text.assign(reinterpret_cast<char *>(value[2].data) + 5, value[2].len - 5);
+    } else {
+        ngx_str_t file = value[2];
+        if (full_name(cf, &file) != NGX_OK) {
+            return static_cast<char *>(NGX_CONF_ERROR);
+        }
+        if (!read_conf_file(file, &text)) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                               "cannot read external_account_key \"%s\"", file.data);
+            return static_cast<char *>(NGX_CONF_ERROR);
+        }
+    }
+    // Files usually end with a newline; CAs show the key with '=' padding
+    // at times, which base64url_decode accepts.
+    while (!text.empty() && isspace(static_cast<u_char>(text.back()))) {
+        text.pop_back();
+    }
+    while (!text.empty() && isspace(static_cast<u_char>(text.front()))) {
+        text.erase(0, 1);
+    }
+    std::string key;
+    try {
+        key = acme::base64url_decode(text);
+    } catch (const std::exception &) {
+        key.clear();
+    }
+    if (key.empty()) {
+        return conf_error(cf,
+                          "invalid MAC key in \"external_account_key\": a base64url-encoded "
+                          "key is expected");
+    }
+    // RFC 7518 section 3.2: the key is at least as long as the hash. Not
+    // enforced for the default HS256, whose keys come from the CA as they are.
+    size_t min_len = equals(issuer->eab_alg, "HS512")   ? 64
+                     : equals(issuer->eab_alg, "HS384") ? 48
+                                                        : 0;
+    if (key.size() < min_len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "MAC key in \"external_account_key\" is too short for %V: %uz bytes, "
+                           "at least %uz are needed",
+                           &issuer->eab_alg, key.size(), min_len);
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+    issuer->eab_kid = value[1];
+    issuer->eab_mac_key = copy_string(cf->pool, key);
+    return issuer->eab_mac_key.data ? NGX_CONF_OK : static_cast<char *>(NGX_CONF_ERROR);
 }
 
 // Directives inside acme_issuer { }: a hand-written dispatcher, as nginx's
@@ -374,6 +471,17 @@ char *ngx_http_acme_issuer_directive(ngx_conf_t *cf, ngx_command_t *, void *conf
         if (issuer->state_path.len != 0) {
             return conf_error(cf, "\"state_path\" is duplicate");
         }
+        if (equals(value[1], "off")) {
+            // nginx-acme keeps no state then. The engine and the workers
+            // share files, so they go to a runtime directory (tmpfs), one
+            // per configuration file: nothing persists across reboots.
+            std::string conf_id =
+                acme::hex(acme::sha256(ngx_http_acme_string(cf->cycle->conf_file))).substr(0, 8);
+            issuer->state_path =
+                copy_string(cf->pool, std::string(NGX_HTTP_ACME_RUN_PREFIX "/") + conf_id + "/" +
+                                          ngx_http_acme_string(issuer->name));
+            return issuer->state_path.data ? NGX_CONF_OK : static_cast<char *>(NGX_CONF_ERROR);
+        }
         ngx_str_t path = value[1];
         while (path.len > 1 && path.data[path.len - 1] == '/') {
             path.len--;
@@ -426,6 +534,65 @@ char *ngx_http_acme_issuer_directive(ngx_conf_t *cf, ngx_command_t *, void *conf
         return NGX_CONF_OK;
     }
 
+    if (equals(cmd, "external_account_key")) {
+        if (!want_args(2, 3)) {
+            return static_cast<char *>(NGX_CONF_ERROR);
+        }
+        return issuer_external_account_key(cf, issuer, value, n);
+    }
+
+    if (equals(cmd, "profile")) {
+        if (!want_args(1, 2)) {
+            return static_cast<char *>(NGX_CONF_ERROR);
+        }
+        if (issuer->profile.len != 0) {
+            return conf_error(cf, "\"profile\" is duplicate");
+        }
+        if (value[1].len == 0) {
+            return conf_error(cf, "empty profile name in \"profile\"");
+        }
+        if (n == 3) {
+            if (!equals(value[2], "require")) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid parameter \"%V\" in \"profile\": \"require\" is "
+                                   "expected",
+                                   &value[2]);
+                return static_cast<char *>(NGX_CONF_ERROR);
+            }
+            issuer->profile_required = 1;
+        }
+        issuer->profile = value[1];
+        return NGX_CONF_OK;
+    }
+
+    if (equals(cmd, "preferred_chain")) {
+        if (!want_args(1, 1)) {
+            return static_cast<char *>(NGX_CONF_ERROR);
+        }
+        if (value[1].len == 0) {
+            return conf_error(cf, "empty name in \"preferred_chain\"");
+        }
+        return issuer_set_once(cf, &issuer->preferred_chain, value[1]);
+    }
+
+    if (equals(cmd, "common_name_in_csr")) {
+        if (!want_args(1, 1)) {
+            return static_cast<char *>(NGX_CONF_ERROR);
+        }
+        if (issuer->common_name_in_csr != NGX_CONF_UNSET) {
+            return conf_error(cf, "\"common_name_in_csr\" is duplicate");
+        }
+        if (!equals(value[1], "on") && !equals(value[1], "off")) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid value \"%V\" in \"common_name_in_csr\", it must be "
+                               "\"on\" or \"off\"",
+                               &value[1]);
+            return static_cast<char *>(NGX_CONF_ERROR);
+        }
+        issuer->common_name_in_csr = equals(value[1], "on");
+        return NGX_CONF_OK;
+    }
+
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "unknown directive \"%V\" in acme_issuer", &cmd);
     return static_cast<char *>(NGX_CONF_ERROR);
 }
@@ -455,24 +622,47 @@ ngx_int_t push_identifier(ngx_conf_t *cf, ngx_array_t *ids, const std::string &t
     return slot->data ? NGX_OK : NGX_ERROR;
 }
 
+// One acme_certificate for one key type, with the directive's identifiers.
+ngx_http_acme_cert_t *make_certificate(ngx_conf_t *cf, const ngx_str_t &issuer,
+                                       const ngx_array_t &identifiers, acme::KeyType type,
+                                       const ngx_str_t &profile) {
+    auto *cert =
+        static_cast<ngx_http_acme_cert_t *>(ngx_pcalloc(cf->pool, sizeof(ngx_http_acme_cert_t)));
+    if (cert == nullptr ||
+        ngx_array_init(&cert->identifiers, cf->pool, ngx_max(identifiers.nelts, 2),
+                       sizeof(ngx_str_t)) != NGX_OK) {
+        return nullptr;
+    }
+    auto *ids = static_cast<ngx_str_t *>(identifiers.elts);
+    for (ngx_uint_t i = 0; i < identifiers.nelts; i++) {
+        auto *slot = static_cast<ngx_str_t *>(ngx_array_push(&cert->identifiers));
+        if (slot == nullptr) {
+            return nullptr;
+        }
+        *slot = ids[i];
+    }
+    cert->explicit_identifiers = identifiers.nelts > 0;
+    cert->issuer_name = issuer;
+    cert->key_type = type;
+    cert->profile = profile;
+    cert->file = cf->conf_file->file.name.data;
+    cert->line = cf->conf_file->line;
+    return cert;
+}
+
 char *ngx_http_acme_certificate(ngx_conf_t *cf, ngx_command_t *, void *conf) {
     auto *ascf = static_cast<ngx_http_acme_srv_conf_t *>(conf);
     auto *amcf = static_cast<ngx_http_acme_main_conf_t *>(
         ngx_http_conf_get_module_main_conf(cf, ngx_http_acme_module));
     auto *value = static_cast<ngx_str_t *>(cf->args->elts);
 
-    auto *cert = static_cast<ngx_http_acme_cert_t *>(
-        ngx_pcalloc(cf->pool, sizeof(ngx_http_acme_cert_t)));
-    if (cert == nullptr ||
-        ngx_array_init(&cert->identifiers, cf->pool, 2, sizeof(ngx_str_t)) != NGX_OK) {
+    ngx_array_t identifiers;
+    if (ngx_array_init(&identifiers, cf->pool, 2, sizeof(ngx_str_t)) != NGX_OK) {
         return static_cast<char *>(NGX_CONF_ERROR);
     }
-    cert->issuer_name = value[1];
-    cert->key_type = acme::KeyType::ecdsa256;
-    cert->file = cf->conf_file->file.name.data;
-    cert->line = cf->conf_file->line;
+    std::vector<acme::KeyType> types;
+    ngx_str_t profile{0, nullptr};
 
-    bool key_seen = false;
     for (ngx_uint_t i = 2; i < cf->args->nelts; i++) {
         if (value[i].len > 4 && ngx_strncmp(value[i].data, "key=", 4) == 0) {
             std::string spec(reinterpret_cast<char *>(value[i].data) + 4, value[i].len - 4);
@@ -483,26 +673,38 @@ char *ngx_http_acme_certificate(ngx_conf_t *cf, ngx_command_t *, void *conf) {
                                    spec.c_str(), key_types_expected);
                 return static_cast<char *>(NGX_CONF_ERROR);
             }
-            if (key_seen) {
-                return conf_error(cf, "\"key=\" is duplicate in \"acme_certificate\"");
+            if (std::find(types.begin(), types.end(), *type) != types.end()) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "duplicate key type \"%s\" in \"acme_certificate\"",
+                                   spec.c_str());
+                return static_cast<char *>(NGX_CONF_ERROR);
             }
-            key_seen = true;
-            cert->key_type = *type;
+            types.push_back(*type);
+            continue;
+        }
+        if (value[i].len >= 8 && ngx_strncmp(value[i].data, "profile=", 8) == 0) {
+            if (profile.len != 0) {
+                return conf_error(cf, "\"profile=\" is duplicate in \"acme_certificate\"");
+            }
+            if (value[i].len == 8) {
+                return conf_error(cf, "empty profile name in \"acme_certificate\"");
+            }
+            profile = {value[i].len - 8, value[i].data + 8};
             continue;
         }
         std::string error;
-        ngx_int_t rc = push_identifier(cf, &cert->identifiers, ngx_http_acme_string(value[i]),
-                                       &error);
+        ngx_int_t rc = push_identifier(cf, &identifiers, ngx_http_acme_string(value[i]), &error);
         if (rc == NGX_ERROR) {
             return static_cast<char *>(NGX_CONF_ERROR);
         }
         if (rc == NGX_DECLINED) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s in \"acme_certificate\"",
-                               error.c_str());
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s in \"acme_certificate\"", error.c_str());
             return static_cast<char *>(NGX_CONF_ERROR);
         }
     }
-    cert->explicit_identifiers = cert->identifiers.nelts > 0;
+    if (types.empty()) {
+        types.push_back(acme::KeyType::ecdsa256);
+    }
 
     if (ascf->certs == NGX_CONF_UNSET_PTR) {
         ascf->certs = ngx_array_create(cf->pool, 1, sizeof(ngx_http_acme_cert_t *));
@@ -510,24 +712,36 @@ char *ngx_http_acme_certificate(ngx_conf_t *cf, ngx_command_t *, void *conf) {
             return static_cast<char *>(NGX_CONF_ERROR);
         }
     }
-    auto *certs = static_cast<ngx_http_acme_cert_t **>(ascf->certs->elts);
-    for (ngx_uint_t i = 0; i < ascf->certs->nelts; i++) {
-        if (certs[i]->key_type == cert->key_type) {
-            return conf_error(cf, "duplicate \"acme_certificate\" with the same key type");
+
+    // Several key= order one certificate per key type, for the same names.
+    for (acme::KeyType type : types) {
+        auto *certs = static_cast<ngx_http_acme_cert_t **>(ascf->certs->elts);
+        for (ngx_uint_t i = 0; i < ascf->certs->nelts; i++) {
+            if (certs[i]->key_type == type) {
+                return conf_error(cf, "duplicate \"acme_certificate\" with the same key type");
+            }
+        }
+        ngx_http_acme_cert_t *cert = make_certificate(cf, value[1], identifiers, type, profile);
+        if (cert == nullptr) {
+            return static_cast<char *>(NGX_CONF_ERROR);
+        }
+        auto **slot = static_cast<ngx_http_acme_cert_t **>(ngx_array_push(ascf->certs));
+        auto **all = static_cast<ngx_http_acme_cert_t **>(ngx_array_push(&amcf->certs));
+        if (slot == nullptr || all == nullptr) {
+            return static_cast<char *>(NGX_CONF_ERROR);
+        }
+        *slot = cert;
+        *all = cert;
+
+        // nginx's ssl module creates the server's SSL context, and passes
+        // its "no ssl_certificate" check, only for servers with
+        // certificates: give it an in-memory fallback now; merge puts the
+        // stored one in its place.
+        if (ngx_http_acme_add_fallback(cf, amcf, type) != NGX_CONF_OK) {
+            return static_cast<char *>(NGX_CONF_ERROR);
         }
     }
-    auto **slot = static_cast<ngx_http_acme_cert_t **>(ngx_array_push(ascf->certs));
-    auto **all = static_cast<ngx_http_acme_cert_t **>(ngx_array_push(&amcf->certs));
-    if (slot == nullptr || all == nullptr) {
-        return static_cast<char *>(NGX_CONF_ERROR);
-    }
-    *slot = cert;
-    *all = cert;
-
-    // nginx's ssl module creates the server's SSL context, and passes its
-    // "no ssl_certificate" check, only for servers with certificates: give
-    // it an in-memory fallback now; merge puts the stored one in its place.
-    return ngx_http_acme_add_fallback(cf, amcf, cert->key_type);
+    return NGX_CONF_OK;
 }
 
 // Identifiers from server_name, as nginx-acme derives them.
@@ -593,6 +807,13 @@ char *merge_certificates(ngx_conf_t *cf, void *child) {
     auto *sscf = static_cast<ngx_http_ssl_srv_conf_t *>(
         ngx_http_conf_get_module_srv_conf(cf, ngx_http_ssl_module));
 
+    // `ssl_certificate $acme_certificate` (nginx-acme's way): serve from
+    // the SSL context like any other acme server, not per handshake.
+    if (sscf->ssl.ctx != nullptr && sscf->certificate_values != nullptr &&
+        ngx_http_acme_take_over_certificates(cf, amcf, sscf) != NGX_OK) {
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
     auto **certs = static_cast<ngx_http_acme_cert_t **>(conf->certs->elts);
     for (ngx_uint_t i = 0; i < conf->certs->nelts; i++) {
         ngx_http_acme_cert_t *cert = certs[i];
@@ -634,6 +855,9 @@ char *merge_certificates(ngx_conf_t *cf, void *child) {
             NGX_OK) {
             return static_cast<char *>(NGX_CONF_ERROR);
         }
+    }
+    if (sscf->ssl.ctx != nullptr && ngx_http_acme_session_context(cf, conf, sscf) != NGX_OK) {
+        return static_cast<char *>(NGX_CONF_ERROR);
     }
     return NGX_CONF_OK;
 }

@@ -69,6 +69,43 @@ bool load_pair(const std::string &crt_pem, const std::string &key_pem, Loaded *o
     return true;
 }
 
+// Keeps "data:" + PEM of what is installed, the value of $acme_certificate
+// and $acme_certificate_key. malloc'd: it changes with every renewal, and
+// the cycle's pool would keep every old copy until the next reload.
+bool remember_pem(ngx_str_t *slot, const std::string &pem) {
+    auto *data = static_cast<u_char *>(ngx_alloc(5 + pem.size(), ngx_cycle->log));
+    if (data == nullptr) {
+        return false;
+    }
+    ngx_memcpy(data, "data:", 5);
+    ngx_memcpy(data + 5, pem.data(), pem.size());
+    if (slot->data != nullptr) {
+        ngx_explicit_memzero(slot->data, slot->len);
+        ngx_free(slot->data);
+    }
+    slot->data = data;
+    slot->len = 5 + pem.size();
+    return true;
+}
+
+void forget_pem(ngx_http_acme_served_t *served) {
+    for (ngx_str_t *slot : {&served->pem_cert, &served->pem_key}) {
+        if (slot->data != nullptr) {
+            ngx_explicit_memzero(slot->data, slot->len);
+            ngx_free(slot->data);
+            *slot = {0, nullptr};
+        }
+    }
+}
+
+void forget_all_pem(void *data) {
+    auto *amcf = static_cast<ngx_http_acme_main_conf_t *>(data);
+    auto *served = static_cast<ngx_http_acme_served_t *>(amcf->served.elts);
+    for (ngx_uint_t i = 0; i < amcf->served.nelts; i++) {
+        forget_pem(&served[i]);
+    }
+}
+
 bool install(SSL_CTX *ctx, const Loaded &pair) {
     return SSL_CTX_use_cert_and_key(ctx, pair.leaf.get(), pair.key.get(), pair.chain.get(), 1) ==
            1;
@@ -98,15 +135,19 @@ bool read_pair(const ngx_http_acme_served_t &served, std::string *crt, std::stri
     return read_file(served.crt_path, crt) && read_file(served.key_path, key);
 }
 
-ngx_str_t join_path(ngx_pool_t *pool, const ngx_str_t &dir, const ngx_str_t &base,
-                    const char *suffix) {
-    std::string s = ngx_http_acme_string(dir) + "/" + ngx_http_acme_string(base) + suffix;
+ngx_str_t copy_to_pool(ngx_pool_t *pool, const std::string &s) {
     ngx_str_t out{0, static_cast<u_char *>(ngx_pnalloc(pool, s.size() + 1))};
     if (out.data != nullptr) {
         ngx_memcpy(out.data, s.c_str(), s.size() + 1);
         out.len = s.size();
     }
     return out;
+}
+
+ngx_str_t join_path(ngx_pool_t *pool, const ngx_str_t &dir, const ngx_str_t &base,
+                    const char *suffix) {
+    return copy_to_pool(pool,
+                        ngx_http_acme_string(dir) + "/" + ngx_http_acme_string(base) + suffix);
 }
 
 // Loads the stored certificate into every context that serves it, if it
@@ -140,11 +181,16 @@ void refresh(ngx_http_acme_served_t *served, ngx_log_t *log) {
     }
     served->mtime = st.st_mtime;
     served->inode = st.st_ino;
+    if (!remember_pem(&served->pem_cert, crt) || !remember_pem(&served->pem_key, key)) {
+        forget_pem(served);  // $acme_certificate falls back; the context is right
+    }
     ngx_log_error(NGX_LOG_INFO, log, 0, "acme: installed certificate \"%s\"",
                   served->crt_path.data);
 }
 
 ngx_event_t swap_event;
+// nginx's debug logging of timers reads the event's connection fd.
+ngx_connection_t swap_event_connection;
 
 void swap_check(ngx_event_t *ev) {
     auto *amcf = static_cast<ngx_http_acme_main_conf_t *>(
@@ -231,14 +277,25 @@ ngx_int_t ngx_http_acme_serve(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
     for (ngx_uint_t i = 0; i < amcf->served.nelts; i++) {
         if (ngx_http_acme_string(all[i].crt_path) == ngx_http_acme_string(crt_path)) {
             served = &all[i];
+            cert->served = i + 1;
         }
     }
     if (served == nullptr) {
+        if (amcf->served.nelts == 0) {
+            ngx_pool_cleanup_t *cln = ngx_pool_cleanup_add(cf->pool, 0);
+            if (cln == nullptr) {
+                return NGX_ERROR;
+            }
+            cln->handler = forget_all_pem;
+            cln->data = amcf;
+        }
         served = static_cast<ngx_http_acme_served_t *>(ngx_array_push(&amcf->served));
         if (served == nullptr) {
             return NGX_ERROR;
         }
         ngx_memzero(served, sizeof(*served));
+        // The array moves as it grows: certificates refer to it by index.
+        cert->served = amcf->served.nelts;
         served->crt_path = crt_path;
         served->key_path = join_path(cf->pool, *state_path, cert->basename, ".key");
         served->basename = cert->basename;
@@ -275,9 +332,36 @@ ngx_int_t ngx_http_acme_serve(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
                       crt_path.data);
         return NGX_ERROR;
     }
+    if (served->mtime != st.st_mtime || served->inode != st.st_ino) {
+        if (!remember_pem(&served->pem_cert, crt) || !remember_pem(&served->pem_key, key)) {
+            return NGX_ERROR;
+        }
+    }
     served->mtime = st.st_mtime;
     served->inode = st.st_ino;
     return NGX_OK;
+}
+
+// nginx derives a server's session id context from its certificates, but
+// every acme server starts with the same in-memory fallback: mix in the
+// certificates' basenames, so that a session cached for one server is not
+// resumed by another that shares the session cache.
+ngx_int_t ngx_http_acme_session_context(ngx_conf_t *cf, ngx_http_acme_srv_conf_t *ascf,
+                                        ngx_http_ssl_srv_conf_t *sscf) {
+    std::string id = "HTTP acme";
+    auto **certs = static_cast<ngx_http_acme_cert_t **>(ascf->certs->elts);
+    for (ngx_uint_t i = 0; i < ascf->certs->nelts; i++) {
+        id += " " + ngx_http_acme_string(certs[i]->basename);
+    }
+    ngx_str_t sess_ctx = copy_to_pool(cf->pool, id);
+    if (sess_ctx.data == nullptr) {
+        return NGX_ERROR;
+    }
+    // The same call nginx made, with the same settings: only the context
+    // string differs.
+    return ngx_ssl_session_cache(&sscf->ssl, &sess_ctx, sscf->certificates,
+                                 sscf->builtin_session_cache, sscf->shm_zone,
+                                 sscf->session_timeout);
 }
 
 ngx_int_t ngx_http_acme_init_swap(ngx_cycle_t *cycle) {
@@ -299,6 +383,8 @@ ngx_int_t ngx_http_acme_init_swap(ngx_cycle_t *cycle) {
 
     ngx_memzero(&swap_event, sizeof(swap_event));
     swap_event.handler = swap_check;
+    swap_event_connection.fd = static_cast<ngx_socket_t>(-1);
+    swap_event.data = &swap_event_connection;
     swap_event.log = cycle->log;
     swap_event.cancelable = 1;
     ngx_add_timer(&swap_event, swap_check_interval);

@@ -344,6 +344,55 @@ TEST_F(AcmeClientTest, NewAccountUsesJwkThenKid) {
     EXPECT_EQ(later.header.get_string("nonce"), "n2");
 }
 
+TEST_F(AcmeClientTest, NewAccountWithExternalAccountBinding) {
+    http.queue_directory();
+    http.queue_nonce("n1");
+    http.queue(201, R"({"status":"valid"})", {{"location", account_url}, {"replay-nonce", "n2"}});
+
+    const std::string mac_key =
+        base64url_decode("zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W");
+    for (const char* alg : {"HS256", "HS512"}) {
+        SCOPED_TRACE(alg);
+        AccountSettings settings;
+        settings.eab = ExternalAccountBinding{"kid-1", mac_key, alg};
+        if (std::string(alg) == "HS512") {
+            session.set_account_url("");
+            http.queue(200, R"({"status":"valid"})", {{"location", account_url}});
+        }
+        EXPECT_EQ(client.ensure_account(settings), account_url);
+
+        Json payload = Json::parse(decode_jws(http.requests.back()).payload);
+        Json eab = payload.get("externalAccountBinding");
+        ASSERT_TRUE(eab.is_object());
+        std::string protected64 = eab.get_string("protected").value_or("");
+        std::string payload64 = eab.get_string("payload").value_or("");
+        Json header = Json::parse(base64url_decode(protected64));
+        EXPECT_EQ(header.get_string("alg"), alg);
+        EXPECT_EQ(header.get_string("kid"), "kid-1");
+        EXPECT_EQ(header.get_string("url"), account_endpoint);
+        EXPECT_TRUE(header.get("nonce").is_null());  // section 7.3.4: no nonce
+        EXPECT_EQ(base64url_decode(payload64), session.account_key().jwk());
+        EXPECT_EQ(eab.get_string("signature"),
+                  base64url_encode(hmac(alg, mac_key, protected64 + "." + payload64)));
+        // The MAC key itself never goes over the wire.
+        EXPECT_EQ(http.requests.back().body.find(base64url_encode(mac_key)), std::string::npos);
+    }
+}
+
+TEST_F(AcmeClientTest, CertificateDownloadReportsAlternates) {
+    registered();
+    http.queue_directory();
+    http.queue_nonce("n1");
+    http.queue(200, "PEM",
+               {{"link", "<https://ca.test/cert/1/1>;rel=\"alternate\""},
+                {"link", "<https://ca.test/dir>;rel=\"index\""},
+                {"link", "<https://ca.test/cert/1/2>; rel=\"alternate\""}});
+    std::vector<std::string> alternates;
+    EXPECT_EQ(client.download_certificate(cert_url, &alternates), "PEM");
+    EXPECT_EQ(alternates,
+              (std::vector<std::string>{"https://ca.test/cert/1/1", "https://ca.test/cert/1/2"}));
+}
+
 TEST_F(AcmeClientTest, ExistingAccountAndNoTerms) {
     http.queue_directory();
     http.queue_nonce("n1");

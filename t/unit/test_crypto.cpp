@@ -278,6 +278,18 @@ TEST(Crypto, Sha256AndHex) {
     EXPECT_EQ(acme::hex(std::string("\x00\x0f\xa0\xff", 4)), "000fa0ff");
 }
 
+TEST(Crypto, HmacRfc4231TestCase2) {
+    // RFC 4231 section 4.3: key "Jefe".
+    const std::string data = "what do ya want for nothing?";
+    EXPECT_EQ(acme::hex(acme::hmac("HS256", "Jefe", data)),
+              "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    EXPECT_EQ(acme::hex(acme::hmac("HS384", "Jefe", data)),
+              "af45d2e376484031617f78d2b58a6b1b9c7ef464f5a01b47e42ec3736322445e"
+              "8e2240ca5e69e2c78b3239ecfab21649");
+    EXPECT_EQ(acme::hmac("HS512", "Jefe", data).size(), 64u);
+    EXPECT_THROW(acme::hmac("RS256", "Jefe", data), acme::Error);
+}
+
 TEST(Crypto, SignatureSizes) {
     EXPECT_EQ(key_of(KeyType::ecdsa256).sign("data").size(), 64u);
     EXPECT_EQ(key_of(KeyType::ecdsa384).sign("data").size(), 96u);
