@@ -11,6 +11,7 @@
 #include "crypto.h"
 #include "identifier.h"
 #include "log.h"
+#include "schedule.h"
 #include "shared_state.h"
 
 namespace acme {
@@ -28,12 +29,14 @@ struct IssuerConfig {
     std::string ca_file;  // empty: system bundle
     bool verify = true;
     std::vector<std::string> resolvers;  // from nginx's `resolver`; empty: system
+    RenewBefore renew_before;  // renew_before_expiry; unset: the default rule
 };
 
 struct CertificateConfig {
     std::string issuer;  // IssuerConfig::name
     std::vector<Identifier> identifiers;  // as configured, first one names the files
     KeyType key_type = KeyType::ecdsa256;
+    RenewBefore renew_before;  // renew=; unset: the issuer's
 
     std::string basename() const;  // certificate_basename(identifiers, key_type)
 };
