@@ -799,6 +799,9 @@ struct Engine::Impl {
         const std::vector<Identifier>& ids = c.config->identifiers;
         OrderOptions options;
         if (c.current && !dir.renewal_info.empty()) options.replaces = c.current->ari_cert_id;
+        log(LogLevel::info, "acme: ordering certificate " + quoted(c.name) + " from " +
+                                quoted(c.issuer->config->name) +
+                                (options.replaces.empty() ? "" : " to replace " + options.replaces));
         try {
             return client.new_order(ids, options);
         } catch (const CaError& e) {
@@ -891,8 +894,6 @@ struct Engine::Impl {
             if (resume_order(c, client, *saved, order)) key = std::move(saved->key);
         }
         if (order.url.empty()) {
-            log(LogLevel::info,
-                "acme: ordering certificate " + quoted(c.name) + " from " + quoted(is.config->name));
             order = new_order(c, client, dir);
             // From here on a crash resumes this order instead of making another.
             save_order(c, order.url, nullptr);

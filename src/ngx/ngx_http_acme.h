@@ -11,6 +11,7 @@ extern "C" {
 #include <string>
 
 #include "acme/crypto.h"
+#include "acme/schedule.h"
 #include "acme/shared_state.h"
 
 #define NGX_HTTP_ACME_VERSION "0.1.0"
@@ -34,6 +35,7 @@ struct ngx_http_acme_issuer_t {
     ngx_str_t state_path;    // absolute, NUL-terminated
     ngx_str_t ssl_trusted_certificate;  // absolute or empty
     ngx_flag_t ssl_verify;
+    acme::RenewBefore renew_before;  // renew_before_expiry; unset: default rule
     ngx_uint_t used;  // referenced by some acme_certificate
     u_char *file;
     ngx_uint_t line;
@@ -46,6 +48,7 @@ struct ngx_http_acme_cert_t {
     ngx_array_t identifiers;  // ngx_str_t, normalised; filled from server_name when not given
     ngx_uint_t explicit_identifiers;
     acme::KeyType key_type;
+    acme::RenewBefore renew_before;  // renew=; unset: the issuer's
     ngx_str_t basename;  // store file base name, set at merge
     u_char *file;
     ngx_uint_t line;

@@ -93,6 +93,7 @@ acme::EngineConfig engine_config(ngx_http_acme_main_conf_t *amcf) {
         ic.ca_file = ngx_http_acme_string(is->ssl_trusted_certificate);
         ic.verify = is->ssl_verify;
         ic.resolvers = resolvers;
+        ic.renew_before = is->renew_before;
         config.issuers.push_back(std::move(ic));
     }
 
@@ -101,6 +102,7 @@ acme::EngineConfig engine_config(ngx_http_acme_main_conf_t *amcf) {
         acme::CertificateConfig cc;
         cc.issuer = ngx_http_acme_string(certs[i]->issuer->name);
         cc.key_type = certs[i]->key_type;
+        cc.renew_before = certs[i]->renew_before;
         auto *ids = static_cast<ngx_str_t *>(certs[i]->identifiers.elts);
         for (ngx_uint_t k = 0; k < certs[i]->identifiers.nelts; k++) {
             cc.identifiers.push_back(acme::parse_identifier(ngx_http_acme_string(ids[k])));
