@@ -157,15 +157,18 @@ struct CertState {
     std::time_t ratio_pick = 0;  // random time in the ratio rule's window
     std::optional<Window> ari_window;
     std::time_t ari_check_at = 0;  // 0: no ARI check planned
+    int ari_failures = 0;          // in a row, to warn only once
     std::time_t renewal_at = 0;    // ratio_pick, or earlier when ARI says so
 
     // Due when missing or failing: the retry time; else the renewal time.
     bool order_due(std::time_t now) const {
         return (!current || failures > 0) ? now >= retry_at : now >= renewal_at;
     }
+    // ARI can only bring renewal forward: it is not asked once renewal is
+    // due or failing.
     std::time_t next_due() const {
-        std::time_t order_at = (!current || failures > 0) ? retry_at : renewal_at;
-        return ari_check_at != 0 ? std::min(order_at, ari_check_at) : order_at;
+        if (!current || failures > 0) return retry_at;
+        return ari_check_at != 0 ? std::min(renewal_at, ari_check_at) : renewal_at;
     }
 };
 
@@ -572,15 +575,16 @@ struct Engine::Impl {
             ari_failed(c, e.what(), now, retry_after, lifetime);
             return;
         }
+        c.ari_failures = 0;
         c.ari_check_at = now + ari_recheck_delay(retry_after, lifetime).count();
     }
 
     void ari_failed(CertState& c, const std::string& what, std::time_t now,
                     std::optional<seconds> retry_after, std::time_t lifetime) {
         c.ari_check_at = now + ari_recheck_delay(retry_after, lifetime).count();
-        log(LogLevel::warn, "acme: renewal information for certificate " + quoted(c.name) +
-                                " is not available: " + what + ", next check at " +
-                                format_time(c.ari_check_at));
+        log(c.ari_failures++ == 0 ? LogLevel::warn : LogLevel::info,
+            "acme: renewal information for certificate " + quoted(c.name) +
+                " is not available: " + what + ", next check at " + format_time(c.ari_check_at));
     }
 
     // Runs one order and records the outcome in c and its .json file.
