@@ -357,7 +357,8 @@ struct Engine::Impl {
             cs->issuer = it->get();
             cs->basename = cc.basename();
             cs->name = cc.identifiers.front().value;
-            cs->renew_before = cc.renew_before.set() ? cc.renew_before : (*it)->config->renew_before;
+            cs->renew_before =
+                cc.renew_before.set() ? cc.renew_before : (*it)->config->renew_before;
             inspect(*cs, now);
             certs.push_back(std::move(cs));
         }
@@ -384,9 +385,9 @@ struct Engine::Impl {
                 saved_renewal_at = j.get_int("renewal_at").value_or(0);
                 Json e = j.get("last_error");
                 if (e.is_object()) {
-                    c.last_error = LastError{e.get_string("type").value_or(""),
-                                             e.get_string("detail").value_or(""),
-                                             e.get_int("at").value_or(0)};
+                    c.last_error =
+                        LastError{e.get_string("type").value_or(""),
+                                  e.get_string("detail").value_or(""), e.get_int("at").value_or(0)};
                 }
             }
         } catch (const std::exception&) {
@@ -408,6 +409,12 @@ struct Engine::Impl {
                     reason = "expired";
                 } else {
                     c.current = info;
+                }
+                // A crash after storing the certificate but before removing
+                // its saved order: that order is done.
+                if (auto saved = load_saved_order(c);
+                    saved && saved->key && saved->key->to_pem() == pkey.to_pem()) {
+                    discard_saved_order(c);
                 }
             }
         } catch (const std::exception& e) {
@@ -432,7 +439,8 @@ struct Engine::Impl {
                                       format_time(c.renewal_at));
         } else {
             std::string when;
-            if (c.retry_at > now) when = ", not before " + format_time(c.retry_at) + " (Retry-After)";
+            if (c.retry_at > now)
+                when = ", not before " + format_time(c.retry_at) + " (Retry-After)";
             log(LogLevel::notice, "acme: certificate " + quoted(c.name) + " needs to be ordered (" +
                                       reason + ")" + when);
         }
@@ -645,16 +653,17 @@ struct Engine::Impl {
         seconds delay = retry_delay(c.failures, classify_problem(failure->type), lifetime,
                                     retry_after, random());
         c.retry_at = now + static_cast<std::time_t>(delay.count());
-        c.retry_after_until = retry_after ? now + static_cast<std::time_t>(retry_after->count()) : 0;
+        c.retry_after_until =
+            retry_after ? now + static_cast<std::time_t>(retry_after->count()) : 0;
         c.last_error = failure;
         log(LogLevel::error, "acme: certificate " + quoted(c.name) + " from " +
                                  quoted(c.issuer->config->name) + " failed: " + failure->detail +
                                  ", next attempt at " + format_time(c.retry_at));
         if (c.current && expiry_near(c.current->not_before, c.current->not_after, now)) {
-            log(LogLevel::warn, "acme: certificate " + quoted(c.name) +
-                                    (c.current->not_after <= now ? " expired at " : " expires at ") +
-                                    format_time(c.current->not_after) +
-                                    " and could not be renewed yet");
+            log(LogLevel::warn,
+                "acme: certificate " + quoted(c.name) +
+                    (c.current->not_after <= now ? " expired at " : " expires at ") +
+                    format_time(c.current->not_after) + " and could not be renewed yet");
         }
         write_metadata(c, now);
     }
@@ -740,8 +749,8 @@ struct Engine::Impl {
             return saved;
         } catch (const std::exception& e) {
             // Never let a damaged file block renewals: order anew.
-            log(LogLevel::warn, "acme: ignoring the saved order " + quoted(store.path(name)) +
-                                    ": " + e.what());
+            log(LogLevel::warn,
+                "acme: ignoring the saved order " + quoted(store.path(name)) + ": " + e.what());
             discard_saved_order(c);
             return std::nullopt;
         }
@@ -803,9 +812,10 @@ struct Engine::Impl {
         const std::vector<Identifier>& ids = c.config->identifiers;
         OrderOptions options;
         if (c.current && !dir.renewal_info.empty()) options.replaces = c.current->ari_cert_id;
-        log(LogLevel::info, "acme: ordering certificate " + quoted(c.name) + " from " +
-                                quoted(c.issuer->config->name) +
-                                (options.replaces.empty() ? "" : " to replace " + options.replaces));
+        log(LogLevel::info,
+            "acme: ordering certificate " + quoted(c.name) + " from " +
+                quoted(c.issuer->config->name) +
+                (options.replaces.empty() ? "" : " to replace " + options.replaces));
         try {
             return client.new_order(ids, options);
         } catch (const CaError& e) {
@@ -946,8 +956,8 @@ struct Engine::Impl {
         store.write(c.basename + store_files::cert_suffix, chain, 0644);
         discard_saved_order(c);
         c.current = info;
-        c.ratio_pick = pick_time(renewal_window(info.not_before, info.not_after, c.renew_before),
-                                 random());
+        c.ratio_pick =
+            pick_time(renewal_window(info.not_before, info.not_after, c.renew_before), random());
     }
 
     static OrderFailure order_failure(const Order& order, const std::string& what) {

@@ -29,7 +29,7 @@ struct IssuerConfig {
     std::string ca_file;  // empty: system bundle
     bool verify = true;
     std::vector<std::string> resolvers;  // from nginx's `resolver`; empty: system
-    RenewBefore renew_before;  // renew_before_expiry; unset: the default rule
+    RenewBefore renew_before;            // renew_before_expiry; unset: the default rule
 };
 
 struct CertificateConfig {

@@ -25,8 +25,8 @@ Window renewal_window(std::time_t not_before, std::time_t not_after,
     // as margin, so a day of CA trouble does not let them lapse.
     std::time_t remaining = lifetime < 10 * day ? lifetime / 2 : lifetime / 3;
     if (renew_before.percent > 0) {
-        remaining = static_cast<std::time_t>(static_cast<long long>(lifetime) *
-                                             renew_before.percent / 100);
+        remaining =
+            static_cast<std::time_t>(static_cast<long long>(lifetime) * renew_before.percent / 100);
     } else if (renew_before.seconds > 0 && renew_before.seconds < lifetime) {
         remaining = renew_before.seconds;
     }
@@ -53,8 +53,7 @@ std::time_t renewal_time(std::time_t ratio_pick, const std::optional<Window>& ar
 seconds ari_recheck_delay(std::optional<seconds> retry_after, std::time_t lifetime) {
     // RFC 9773 leaves the interval to the client when the CA gives none;
     // Let's Encrypt sends 6 hours.
-    seconds delay = std::clamp(retry_after.value_or(seconds(6 * 3600)), seconds(60),
-                               seconds(day));
+    seconds delay = std::clamp(retry_after.value_or(seconds(6 * 3600)), seconds(60), seconds(day));
     if (lifetime > 0) delay = std::min(delay, seconds(std::max<std::time_t>(1, lifetime / 10)));
     return delay;
 }
@@ -67,8 +66,8 @@ FailureKind classify_problem(std::string_view type) {
     // Retrying these soon cannot help: the names, the account or the CA's
     // policy must change first.
     static constexpr std::array<std::string_view, 10> configuration{
-        "unauthorized",        "rejectedIdentifier", "caa",
-        "accountDoesNotExist", "unsupportedIdentifier", "invalidContact",
+        "unauthorized",        "rejectedIdentifier",      "caa",
+        "accountDoesNotExist", "unsupportedIdentifier",   "invalidContact",
         "unsupportedContact",  "externalAccountRequired", "userActionRequired",
         "badPublicKey"};
     if (std::find(configuration.begin(), configuration.end(), type) != configuration.end()) {
@@ -86,8 +85,8 @@ seconds backoff_delay(int failures) {
 
 seconds retry_delay(int failures, FailureKind kind, std::time_t lifetime,
                     std::optional<seconds> retry_after, std::uint64_t random) {
-    seconds delay = kind == FailureKind::configuration ? backoff_delay(1000)
-                                                       : backoff_delay(failures);
+    seconds delay =
+        kind == FailureKind::configuration ? backoff_delay(1000) : backoff_delay(failures);
     // Ten tries per lifetime at least: 6 hours between attempts would let
     // a certificate of a day lapse after a short outage.
     if (lifetime > 0) delay = std::min(delay, seconds(std::max<std::time_t>(1, lifetime / 10)));

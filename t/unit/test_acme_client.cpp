@@ -402,8 +402,9 @@ TEST_F(AcmeClientTest, RenewalInfoErrors) {
     expect_error(200, R"({"suggestedWindow": {"start": "yesterday", "end": "today"}})",
                  "has no valid suggestedWindow");
     expect_error(200, R"({})", "has no valid suggestedWindow");
-    expect_error(404, problem_json("malformed", "no such certificate", 404),
-                 "renewalInfo https://ca.test/ari/a.b answered HTTP status 404: no such certificate");
+    expect_error(
+        404, problem_json("malformed", "no such certificate", 404),
+        "renewalInfo https://ca.test/ari/a.b answered HTTP status 404: no such certificate");
 
     FakeHttp h;
     h.queue(200, R"({"newNonce":"https://ca.test/n","newAccount":"https://ca.test/a",

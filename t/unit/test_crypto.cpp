@@ -455,9 +455,9 @@ TEST(Crypto, AriCertificateId) {
     AUTHORITY_KEYID* akid = AUTHORITY_KEYID_new();
     akid->keyid = ASN1_OCTET_STRING_new();
     ASN1_OCTET_STRING_set(akid->keyid, kid, sizeof kid);
-    ASSERT_EQ(X509_add1_ext_i2d(cert.get(), NID_authority_key_identifier, akid, 0,
-                                X509V3_ADD_DEFAULT),
-              1);
+    ASSERT_EQ(
+        X509_add1_ext_i2d(cert.get(), NID_authority_key_identifier, akid, 0, X509V3_ADD_DEFAULT),
+        1);
     AUTHORITY_KEYID_free(akid);
     X509_sign(cert.get(), key.get(), EVP_sha256());
     std::unique_ptr<BIO, BioFree> bio(BIO_new(BIO_s_mem()));
@@ -470,9 +470,9 @@ TEST(Crypto, AriCertificateId) {
     EXPECT_EQ(info.serial_hex, "87654321");
 
     // No AKI (self-signed fallback): no ARI identifier.
-    EXPECT_EQ(acme::inspect_certificate(acme::make_self_signed(key, {dns("a.example")}, 1))
-                  .ari_cert_id,
-              "");
+    EXPECT_EQ(
+        acme::inspect_certificate(acme::make_self_signed(key, {dns("a.example")}, 1)).ari_cert_id,
+        "");
 }
 
 TEST(Crypto, CertificateMatchesKey) {

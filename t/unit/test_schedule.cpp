@@ -148,8 +148,7 @@ TEST(Schedule, ConfigurationErrorsGoStraightToTheLongInterval) {
 }
 
 TEST(Schedule, RetryAfterIsAMinimum) {
-    EXPECT_EQ(acme::retry_delay(1, FailureKind::rate_limited, 0, seconds(7200), 0),
-              seconds(7200));
+    EXPECT_EQ(acme::retry_delay(1, FailureKind::rate_limited, 0, seconds(7200), 0), seconds(7200));
     // A shorter Retry-After does not shorten the backoff.
     EXPECT_EQ(acme::retry_delay(3, FailureKind::rate_limited, 0, seconds(10), 0), seconds(300));
     // Nor does the lifetime cap cut it.
@@ -179,10 +178,10 @@ TEST(Schedule, ErrorClassification) {
     }
     EXPECT_EQ(acme::classify_problem("urn:ietf:params:acme:error:rateLimited"),
               FailureKind::rate_limited);
-    for (const char* type : {"", "urn:ietf:params:acme:error:connection",
-                             "urn:ietf:params:acme:error:serverInternal",
-                             "urn:ietf:params:acme:error:dns", "urn:ietf:params:acme:error:badNonce",
-                             "about:blank", "urn:example:unauthorized"}) {
+    for (const char* type :
+         {"", "urn:ietf:params:acme:error:connection", "urn:ietf:params:acme:error:serverInternal",
+          "urn:ietf:params:acme:error:dns", "urn:ietf:params:acme:error:badNonce", "about:blank",
+          "urn:example:unauthorized"}) {
         EXPECT_EQ(acme::classify_problem(type), FailureKind::transient) << type;
     }
 }
