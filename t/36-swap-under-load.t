@@ -65,9 +65,14 @@ if (!$wrk_pid) {
         '-H', 'Host: swap.test', "https://127.0.0.1:$https/") or POSIX::_exit(127);
 }
 
-# Meanwhile a verifying client watches for the new serial.
-my ($failed, $seen_at, $renewed) = (0);
+# Meanwhile a verifying client watches for the new serial, and the store
+# for the first write of the certificate file (later renewals rewrite it:
+# Pebble's ARI window makes the new 30-second certificate due at once).
+my ($failed, $seen_at, $renewed, $written) = (0);
+my $mtime0 = (Time::HiRes::stat($crt))[9];
 while (waitpid($wrk_pid, POSIX::WNOHANG()) == 0) {
+    my $m = (Time::HiRes::stat($crt))[9];
+    $written //= $m if $m != $mtime0;
     my $r = $t->tls_get(name => 'swap.test', port => $https, ca => $root);
     $failed++ unless $r->{verified};
     ($seen_at, $renewed) = (time, $r) if !$seen_at && $r->{serial} && $r->{serial} ne $first->{serial};
@@ -82,10 +87,9 @@ unlike $wrk_out, qr/Non-2xx/, 'no failed responses';
 ok $renewed, 'the certificate was renewed during the load' or BAIL_OUT('no renewal');
 is $failed, 0, 'no failed verified handshake either';
 is_deeply [sort $t->worker_pids], \@workers, 'same worker processes';
-my $written = (Time::HiRes::stat($crt))[9];
 my $delay = $seen_at - $written;
 diag sprintf 'new serial served %.2f s after the store write', $delay;
 cmp_ok $delay, '<', 1, 'new serial served within 1 s of the store write';
-cmp_ok $seen_at, '>', $first->{not_before}, 'sanity: timestamps';
+cmp_ok $delay, '>=', -0.05, 'and not before it (sanity of the two clocks)';
 
 done_testing;
