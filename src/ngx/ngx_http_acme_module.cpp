@@ -97,11 +97,11 @@ ngx_int_t full_name(ngx_conf_t *cf, ngx_str_t *name) {
 }
 
 const char *key_types_expected = "ecdsa:256, ecdsa:384, rsa:2048, rsa:3072 or rsa:4096";
-const char* renew_before_expected =
+const char *renew_before_expected =
     "a time (such as 30d) or a percentage of the lifetime (1% to 99%) is expected";
 
 // renew_before_expiry and renew=: an nginx time ("30d", "12h") or "33%".
-bool parse_renew_before(ngx_str_t value, acme::RenewBefore* out) {
+bool parse_renew_before(ngx_str_t value, acme::RenewBefore *out) {
     if (value.len > 1 && value.data[value.len - 1] == '%') {
         ngx_int_t n = ngx_atoi(value.data, value.len - 1);
         if (n < 1 || n > 99) {
@@ -431,7 +431,7 @@ char *ngx_http_acme_issuer_directive(ngx_conf_t *cf, ngx_command_t *, void *conf
 
     if (equals(cmd, "renew_before_expiry")) {
         if (!want_args(1, 1)) {
-            return static_cast<char*>(NGX_CONF_ERROR);
+            return static_cast<char *>(NGX_CONF_ERROR);
         }
         if (issuer->renew_before.set()) {
             return conf_error(cf, "\"renew_before_expiry\" is duplicate");
@@ -439,7 +439,7 @@ char *ngx_http_acme_issuer_directive(ngx_conf_t *cf, ngx_command_t *, void *conf
         if (!parse_renew_before(value[1], &issuer->renew_before)) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid renew_before_expiry \"%V\": %s",
                                &value[1], renew_before_expected);
-            return static_cast<char*>(NGX_CONF_ERROR);
+            return static_cast<char *>(NGX_CONF_ERROR);
         }
         return NGX_CONF_OK;
     }
@@ -517,7 +517,7 @@ char *ngx_http_acme_certificate(ngx_conf_t *cf, ngx_command_t *, void *conf) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "invalid \"%V\" in \"acme_certificate\": %s", &value[i],
                                    renew_before_expected);
-                return static_cast<char*>(NGX_CONF_ERROR);
+                return static_cast<char *>(NGX_CONF_ERROR);
             }
             continue;
         }
