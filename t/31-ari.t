@@ -2,6 +2,8 @@
 # suggested window; when the CA moves the window into the past (as after a
 # revocation), the certificate is replaced well before the ratio rule would
 # renew it, and the new order names the old certificate in "replaces".
+# Then the replaced certificate comes back from a "backup": the CA refuses
+# to replace it twice (alreadyReplaced) and the engine orders without.
 use strict;
 use warnings;
 use Test::More;
@@ -44,6 +46,10 @@ my $first = $t->wait_for(sub {
 }, timeout => 30);
 ok $first, 'first certificate served' or BAIL_OUT('no certificate');
 my $old_id = AcmeTest::ari_cert_id($first->{cert_pem});
+my $state = $t->dir . '/acme';
+my ($crt) = glob("$state/ari.test-*.crt");
+(my $key = $crt) =~ s/\.crt$/.key/;
+my %backup = map { $_ => slurp($_) } $crt, $key;
 
 # A window after expiry: ARI never postpones the ratio rule, and nothing
 # happens early.
@@ -77,4 +83,28 @@ unlike $t->error_log, qr/as a replacement/, 'the CA accepted the replacement';
 is $t->pebble_orders, 2, 'exactly one renewal order';
 unlike $t->error_log, qr/\[(?:alert|crit|emerg|error)\]/, 'no errors logged';
 
+# The old certificate restored: its ARI window is still in the past, but
+# the CA has it replaced already.
+for my $f (keys %backup) {
+    open my $fh, '>', $f or die "$f: $!";
+    print {$fh} $backup{$f};
+    close $fh;
+}
+my $mark = $t->log_mark;
+$t->reload_nginx;
+my @na = gmtime $first->{not_after};
+my $until = sprintf '%04d-%02d-%02d %02d:%02d:%02d UTC', $na[5] + 1900, $na[4] + 1, @na[3, 2, 1, 0];
+ok $t->wait_log(qr/acme: certificate "ari\.test" is valid until \Q$until\E/, 10, $mark),
+    'the new engine starts from the restored certificate';
+my $again = $t->wait_for(sub {
+    my $r = $t->tls_get(name => 'ari.test', ca => $root);
+    $r->{verified} && $r->{serial} ne $first->{serial} && $r->{serial} ne $renewed->{serial} ? $r : undef
+}, timeout => 30);
+ok $again, 'and replaced by a new one';
+like $t->error_log($mark), qr/acme: the CA refused the order for "ari\.test" as a replacement \(urn:ietf:params:acme:error:alreadyReplaced: .*\), ordering without/,
+    'alreadyReplaced: ordered again without "replaces"';
+unlike $t->error_log($mark), qr/\[(?:alert|crit|emerg|error)\]/, 'no errors logged';
+
 done_testing;
+
+sub slurp { local (@ARGV, $/) = @_; <> }
