@@ -1,5 +1,6 @@
 // The ACME engine: one scheduler thread decides when each certificate needs an
-// order, a bounded pool of worker threads runs the orders against the CA.
+// order or a look at the CA's renewal information (ARI), a bounded pool of
+// worker threads runs them against the CA.
 #include "engine.h"
 
 #include <fcntl.h>
@@ -372,6 +373,7 @@ struct Engine::Impl {
         std::string reason;
         std::string saved_serial;
         std::time_t saved_renewal_at = 0;
+        std::optional<Window> saved_ari;
         try {
             if (auto meta = store.read(c.basename + store_files::json_suffix)) {
                 Json j = Json::parse(*meta);
@@ -383,6 +385,11 @@ struct Engine::Impl {
                 c.retry_after_until = j.get_int("retry_after_until").value_or(0);
                 saved_serial = j.get_string("serial").value_or("");
                 saved_renewal_at = j.get_int("renewal_at").value_or(0);
+                Json ari = j.get("ari_window");
+                if (ari.is_object()) {
+                    saved_ari =
+                        Window{ari.get_int("start").value_or(0), ari.get_int("end").value_or(0)};
+                }
                 Json e = j.get("last_error");
                 if (e.is_object()) {
                     c.last_error =
@@ -431,6 +438,11 @@ struct Engine::Impl {
                         saved_renewal_at <= w.end;
             c.ratio_pick = keep ? saved_renewal_at : pick_time(w, random());
             c.renewal_at = c.ratio_pick;
+            // The CA's last known window, until ARI is asked again.
+            if (saved_serial == c.current->serial_hex && saved_ari) {
+                c.ari_window = saved_ari;
+                if (!keep) c.renewal_at = renewal_time(c.ratio_pick, saved_ari, random());
+            }
             // Ask the CA's renewal information at once (a revocation may
             // have moved it); a CA without ARI clears this.
             c.ari_check_at = c.current->ari_cert_id.empty() ? 0 : now;
