@@ -902,9 +902,9 @@ struct Engine::Impl {
         }
     }
 
+    // One order: a saved one resumed, or a new one.
     void run_order(CertState& c, HttpClient& http) {
         IssuerState& is = *c.issuer;
-        const std::vector<Identifier>& ids = c.config->identifiers;
         check_stop();
         AcmeSession& session = session_of(is);
         AcmeClient client(http, session);
@@ -916,14 +916,30 @@ struct Engine::Impl {
 
         Order order;
         std::optional<PrivateKey> key;
+        bool resumed = false;
         if (std::optional<SavedOrder> saved = load_saved_order(c)) {
-            if (resume_order(c, client, *saved, order)) key = std::move(saved->key);
+            resumed = resume_order(c, client, *saved, order);
+            if (resumed) key = std::move(saved->key);
         }
         if (order.url.empty()) {
             order = new_order(c, client, dir);
             // From here on a crash resumes this order instead of making another.
             save_order(c, order.url, nullptr);
         }
+        try {
+            complete_order(c, client, session, order, key);
+        } catch (const std::exception&) {
+            // A resumed order gets one try: one stuck at the CA must not
+            // hold up renewal until it expires there.
+            if (resumed) discard_saved_order(c);
+            throw;
+        }
+    }
+
+    // Validation, finalize, download and storage of one order.
+    void complete_order(CertState& c, AcmeClient& client, AcmeSession& session, Order order,
+                        std::optional<PrivateKey> key) {
+        const std::vector<Identifier>& ids = c.config->identifiers;
         check_stop();
         if (order.status == "pending") {
             authorize(c, client, order, session.account_key());
@@ -963,7 +979,7 @@ struct Engine::Impl {
         }
 
         // The key goes first: a reader that finds a new .crt must find its key.
-        Store& store = *is.store;
+        Store& store = *c.issuer->store;
         store.write(c.basename + store_files::key_suffix, key->to_pem(), 0600);
         store.write(c.basename + store_files::cert_suffix, chain, 0644);
         discard_saved_order(c);
