@@ -133,7 +133,12 @@ using it, with C<PEBBLE_VA_NOSLEEP=1> plus C<env>. Pebble's configuration
 (C<listenAddress>, C<httpPort> = port('http'), C<tlsPort> = port('https'),
 C<retryAfter> 0/0, profiles C<default> (90 days) and C<shortlived>
 (6 days), no EAB) is merged with C<config> (hashes merge recursively; an
-undef value deletes the key). Waits until the directory answers. Note that
+undef value deletes the key). Pebble 2.10 gives an order that names no
+profile one of its profiles at random: a test that depends on the lifetime
+keeps only one, e.g. C<< profiles => { default => { validityPeriod => 30 },
+shortlived => undef } >>. Its ARI window is +-24 hours around two thirds of
+the lifetime, so a certificate of seconds is always due by ARI unless the
+test moves the window (C<set_renewal_window>). Waits until the directory answers. Note that
 Pebble rejects 5% of nonces by default (C<PEBBLE_WFE_NONCEREJECT>) and
 reuses authorizations (C<PEBBLE_AUTHZREUSE>).
 
