@@ -4,7 +4,10 @@
 // deciding what to order and when is the engine's job.
 #include "acme_client.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <ctime>
+#include <thread>
 #include <utility>
 
 #include "base64url.h"
@@ -23,6 +26,14 @@ constexpr std::size_t max_pooled_nonces = 16;
 // Total attempts for one POST when the CA keeps answering badNonce (RFC 8555
 // section 6.5 asks clients to retry with the nonce from the error response).
 constexpr int max_post_attempts = 5;
+
+// In-place retries of transport errors and 5xx answers: a hiccup of the
+// network or the CA should not cost a whole attempt and its backoff. A
+// longer Retry-After is left to the engine's scheduler.
+constexpr int max_in_place_attempts = 3;
+constexpr std::chrono::seconds in_place_delays[max_in_place_attempts - 1] = {
+    std::chrono::seconds(1), std::chrono::seconds(3)};
+constexpr std::chrono::seconds max_in_place_retry_after{10};
 
 const char* const jose_content_type = "application/jose+json";
 
@@ -61,6 +72,42 @@ std::optional<std::chrono::seconds> retry_after_of(const HttpResponse& response)
     std::string value = response.header("retry-after");
     if (value.empty()) return std::nullopt;
     return parse_retry_after(value, std::time(nullptr));
+}
+
+// RFC 3339 date-time ("2025-01-02T03:04:05Z", fraction and offset allowed).
+std::optional<std::time_t> parse_rfc3339(const std::string& text) {
+    int year, month, day, hour, minute, second, used = 0;
+    if (std::sscanf(text.c_str(), "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &year, &month, &day, &hour,
+                    &minute, &second, &used) != 6 ||
+        used == 0) {
+        return std::nullopt;
+    }
+    std::string rest = text.substr(static_cast<size_t>(used));
+    if (!rest.empty() && rest[0] == '.') {
+        size_t digits = rest.find_first_not_of("0123456789", 1);
+        rest.erase(0, digits == std::string::npos ? rest.size() : digits);
+    }
+    long offset = 0;
+    if (rest == "Z" || rest == "z") {
+        offset = 0;
+    } else if (rest.size() == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':') {
+        int oh = 0, om = 0;
+        if (std::sscanf(rest.c_str() + 1, "%2d:%2d", &oh, &om) != 2) return std::nullopt;
+        offset = (rest[0] == '-' ? -1 : 1) * (oh * 3600L + om * 60L);
+    } else {
+        return std::nullopt;
+    }
+    if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) {
+        return std::nullopt;
+    }
+    std::tm tm{};
+    tm.tm_year = year - 1900;
+    tm.tm_mon = month - 1;
+    tm.tm_mday = day;
+    tm.tm_hour = hour;
+    tm.tm_min = minute;
+    tm.tm_sec = second;
+    return ::timegm(&tm) - offset;
 }
 
 Challenge parse_challenge(const Json& j) {
@@ -176,7 +223,15 @@ const Directory& AcmeClient::directory() {
     HttpRequest request;
     request.method = "GET";
     request.url = url;
-    HttpResponse response = http_.send(request);
+    HttpResponse response = send_retrying(request);
+    if (response.status >= 500) {
+        // The CA is there but in trouble: not a configuration error.
+        Problem problem = Problem::parse(response.body, static_cast<int>(response.status));
+        problem.detail = "directory " + url + " answered HTTP status " +
+                         std::to_string(response.status) +
+                         (problem.detail.empty() ? "" : ": " + problem.detail);
+        throw CaError(std::move(problem), retry_after_of(response));
+    }
 
     // A wrong "uri" in the configuration is the likeliest cause of any
     // failure here, so every message names the URL.
@@ -226,7 +281,7 @@ std::string AcmeClient::fresh_nonce() {
     HttpRequest request;
     request.method = "HEAD";
     request.url = url;
-    HttpResponse response = http_.send(request);
+    HttpResponse response = send_retrying(request);
     std::string nonce = response.header("replay-nonce");
     if (nonce.empty()) {
         throw Error("newNonce " + url + " returned no Replay-Nonce (HTTP status " +
@@ -249,7 +304,9 @@ HttpResponse AcmeClient::post_with_headers(
     }
 
     std::string nonce = fresh_nonce();
-    for (int attempt = 1;; ++attempt) {
+    int bad_nonces = 0;
+    int in_place_failures = 0;
+    for (;;) {
         HttpRequest request;
         request.method = "POST";
         request.url = url;
@@ -257,15 +314,27 @@ HttpResponse AcmeClient::post_with_headers(
         for (const auto& h : headers) request.headers.push_back(h);
         request.body = jws_sign(session_.account_key(), url, nonce, kid, payload);
 
-        HttpResponse response = http_.send(request);
+        HttpResponse response;
+        try {
+            response = http_.send(request);
+        } catch (const Error&) {
+            if (!retry_in_place(++in_place_failures, nullptr)) throw;
+            // Whether the CA saw the nonce is unknown: take another.
+            nonce = fresh_nonce();
+            continue;
+        }
         std::string replay = response.header("replay-nonce");
         if (response.status < 400) {
             session_.put_nonce(std::move(replay));
             return response;
         }
+        if (response.status >= 500 && retry_in_place(++in_place_failures, &response)) {
+            nonce = !replay.empty() ? std::move(replay) : fresh_nonce();
+            continue;
+        }
 
         Problem problem = Problem::parse(response.body, static_cast<int>(response.status));
-        if (problem.is("badNonce") && attempt < max_post_attempts) {
+        if (problem.is("badNonce") && ++bad_nonces < max_post_attempts) {
             // Use the nonce this very answer carried (RFC 8555 section 6.5):
             // the pool may hold only nonces as stale as the rejected one.
             nonce = !replay.empty() ? std::move(replay) : fresh_nonce();
@@ -378,6 +447,73 @@ std::string AcmeClient::download_certificate(const std::string& url,
     }
     if (alternates != nullptr) *alternates = response.links("alternate");
     return response.body;
+}
+
+RenewalInfo AcmeClient::renewal_info(const std::string& cert_id) {
+    std::string url = directory().renewal_info;
+    if (url.empty()) throw Error("the CA offers no renewal information");
+    if (url.back() != '/') url += '/';
+    url += cert_id;
+    HttpRequest request;
+    request.method = "GET";
+    request.url = url;
+    HttpResponse response = send_retrying(request);
+    if (response.status != 200) {
+        Problem problem = Problem::parse(response.body, static_cast<int>(response.status));
+        problem.detail = "renewalInfo " + url + " answered HTTP status " +
+                         std::to_string(response.status) +
+                         (problem.detail.empty() ? "" : ": " + problem.detail);
+        throw CaError(std::move(problem), retry_after_of(response));
+    }
+    Json j = parse_body("renewalInfo", url, response);
+    Json window = j.get("suggestedWindow");
+    std::optional<std::time_t> start, end;
+    if (window.is_object()) {
+        start = parse_rfc3339(string_member(window, "start"));
+        end = parse_rfc3339(string_member(window, "end"));
+    }
+    // RFC 9773 section 4.2: a window whose end is not after its start is
+    // invalid and must be ignored.
+    if (!start || !end || *end <= *start) {
+        throw Error("renewalInfo " + url + " has no valid suggestedWindow");
+    }
+    RenewalInfo info;
+    info.window_start = *start;
+    info.window_end = *end;
+    info.explanation_url = string_member(j, "explanationURL");
+    info.retry_after = retry_after_of(response);
+    return info;
+}
+
+HttpResponse AcmeClient::send_retrying(const HttpRequest& request) {
+    for (int failures = 1;; ++failures) {
+        HttpResponse response;
+        try {
+            response = http_.send(request);
+        } catch (const Error&) {
+            if (retry_in_place(failures, nullptr)) continue;
+            throw;
+        }
+        if (response.status >= 500 && retry_in_place(failures, &response)) continue;
+        return response;
+    }
+}
+
+bool AcmeClient::retry_in_place(int attempt, const HttpResponse* response) {
+    if (attempt >= max_in_place_attempts) return false;
+    std::chrono::milliseconds delay = in_place_delays[attempt - 1];
+    if (response != nullptr) {
+        if (std::optional<std::chrono::seconds> ra = retry_after_of(*response)) {
+            if (*ra > max_in_place_retry_after) return false;
+            delay = std::max<std::chrono::milliseconds>(delay, *ra);
+        }
+    }
+    if (pause_) {
+        pause_(delay);
+    } else {
+        std::this_thread::sleep_for(delay);
+    }
+    return true;
 }
 
 std::string key_authorization(const std::string& token, const PrivateKey& account_key) {

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <chrono>
+#include <ctime>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -72,6 +74,15 @@ struct ExternalAccountBinding {
     std::string alg = "HS256";  // "HS256", "HS384" or "HS512"
 };
 
+// RFC 9773 renewal information: the window in which the CA wants the
+// certificate renewed, and when to ask again.
+struct RenewalInfo {
+    std::time_t window_start = 0;
+    std::time_t window_end = 0;
+    std::string explanation_url;  // empty when not given
+    std::optional<std::chrono::seconds> retry_after;
+};
+
 struct AccountSettings {
     std::vector<std::string> contacts;  // full URIs, e.g. "mailto:admin@example.test"
     bool accept_terms = false;
@@ -113,6 +124,11 @@ class AcmeClient {
 public:
     AcmeClient(HttpClient& http, AcmeSession& session) : http_(http), session_(session) {}
 
+    // How the client waits between in-place retries (default: sleep). The
+    // engine passes one that gives up when it is stopped.
+    using Pause = std::function<void(std::chrono::milliseconds)>;
+    void set_pause(Pause pause) { pause_ = std::move(pause); }
+
     // GET the directory (following redirects) unless the session has it.
     const Directory& directory();
 
@@ -134,22 +150,34 @@ public:
     // the same certificate (`Link: <url>;rel="alternate"`, section 7.4.2).
     std::string download_certificate(const std::string& url,
                                      std::vector<std::string>* alternates = nullptr);
+    // GET {renewalInfo}/{certID} (RFC 9773). Throws Error when the directory
+    // has no renewalInfo or the answer has no valid suggestedWindow, CaError
+    // for an error status.
+    RenewalInfo renewal_info(const std::string& cert_id);
 
     // Signed POST with nonce handling: takes a nonce from the pool (or HEAD
     // newNonce), keeps every Replay-Nonce, retries badNonce a few times with
-    // the fresh nonce. Throws CaError for status >= 400 with the problem and
-    // Retry-After. payload "" means POST-as-GET. use_jwk signs with the JWK
-    // instead of the kid (newAccount).
+    // the fresh nonce. Transport errors and 5xx answers are retried in place
+    // twice (after 1 s and 3 s, or a Retry-After of up to 10 s). Throws
+    // CaError for status >= 400 with the problem and Retry-After. payload ""
+    // means POST-as-GET. use_jwk signs with the JWK instead of the kid
+    // (newAccount).
     HttpResponse post(const std::string& url, const std::string& payload, bool use_jwk = false);
 
 private:
     std::string fresh_nonce();
+    // An unsigned request with the same in-place retries as post().
+    HttpResponse send_retrying(const HttpRequest& request);
+    // Whether to retry after in-place attempt `attempt` (1-based) failed with
+    // a transport error (no response) or a 5xx; pauses first when so.
+    bool retry_in_place(int attempt, const HttpResponse* response);
     // post() with extra request headers (Accept for the certificate download).
     HttpResponse post_with_headers(const std::string& url, const std::string& payload, bool use_jwk,
                                    const std::vector<std::pair<std::string, std::string>>& headers);
     HttpClient& http_;
     AcmeSession& session_;
     Directory directory_cache_;
+    Pause pause_;
 };
 
 // key authorization = token "." thumbprint (RFC 8555 section 8.1)

@@ -221,6 +221,26 @@ std::string serial_hex(const X509* cert) {
     return out.substr(start);
 }
 
+// RFC 9773 section 4.1: base64url(AKI keyIdentifier) "." base64url(serial
+// DER content octets, a leading zero included). Empty without an AKI key id.
+std::string ari_cert_id(const X509* cert) {
+    const ASN1_OCTET_STRING* key_id = X509_get0_authority_key_id(const_cast<X509*>(cert));
+    if (key_id == nullptr || ASN1_STRING_length(key_id) <= 0) return "";
+    const ASN1_INTEGER* serial = X509_get0_serialNumber(cert);
+    int len = i2d_ASN1_INTEGER(serial, nullptr);
+    if (len <= 2) fail("cannot encode certificate serial number");
+    std::string der(static_cast<size_t>(len), '\0');
+    auto* out = reinterpret_cast<unsigned char*>(der.data());
+    if (i2d_ASN1_INTEGER(serial, &out) != len) fail("cannot encode certificate serial number");
+    // Skip the tag and the (short or long form) length.
+    size_t header = 2;
+    auto first_len = static_cast<unsigned char>(der[1]);
+    if (first_len & 0x80) header += first_len & 0x7f;
+    std::string kid(reinterpret_cast<const char*>(ASN1_STRING_get0_data(key_id)),
+                    static_cast<size_t>(ASN1_STRING_length(key_id)));
+    return base64url_encode(kid) + "." + base64url_encode(der.substr(header));
+}
+
 std::vector<Identifier> subject_alt_names(const X509* cert) {
     std::vector<Identifier> out;
     GeneralNamesPtr names(static_cast<GENERAL_NAMES*>(
@@ -494,6 +514,7 @@ CertificateInfo inspect_certificate(std::string_view pem_chain) {
     info.not_before = to_time_t(X509_get0_notBefore(cert.get()), "notBefore");
     info.not_after = to_time_t(X509_get0_notAfter(cert.get()), "notAfter");
     info.serial_hex = serial_hex(cert.get());
+    info.ari_cert_id = ari_cert_id(cert.get());
     info.issuer_cn = name_entry(X509_get_issuer_name(cert.get()), NID_commonName);
     info.subject_cn = name_entry(X509_get_subject_name(cert.get()), NID_commonName);
     return info;

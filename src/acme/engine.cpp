@@ -1,5 +1,6 @@
 // The ACME engine: one scheduler thread decides when each certificate needs an
-// order, a bounded pool of worker threads runs the orders against the CA.
+// order or a look at the CA's renewal information (ARI), a bounded pool of
+// worker threads runs them against the CA.
 #include "engine.h"
 
 #include <fcntl.h>
@@ -17,6 +18,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <random>
 #include <thread>
 
 #include "acme_client.h"
@@ -135,28 +137,53 @@ struct IssuerState {
     bool account_json_checked = false;
 };
 
+struct LastError {
+    std::string type;
+    std::string detail;
+    std::time_t at = 0;
+};
+
 struct CertState {
     const CertificateConfig* config = nullptr;
     IssuerState* issuer = nullptr;
     std::string basename;
     std::string name;  // first identifier, for log lines
+    RenewBefore renew_before;  // the certificate's, else the issuer's
 
     // Scheduler fields, guarded by Impl::mutex.
     std::time_t due = 0;
     bool in_flight = false;
 
-    // Owned by whoever runs the order (in_flight guarantees one at a time).
+    // Owned by whoever runs a job for it (in_flight guarantees one at a time).
     int failures = 0;
     ChallengeHistory challenges;
+    std::string profile;  // asked for in the last order, "" for none
+    std::time_t retry_at = 0;           // next order attempt, when missing or failing
+    std::time_t retry_after_until = 0;  // the CA's Retry-After: no order before this
+    std::optional<LastError> last_error;
     std::optional<CertificateInfo> current;
-    std::time_t renewal_at = 0;
-    std::string profile;  // sent in the last successful order, "" for none
+    std::time_t ratio_pick = 0;  // random time in the ratio rule's window
+    std::optional<Window> ari_window;
+    std::time_t ari_check_at = 0;  // 0: no ARI check planned
+    int ari_failures = 0;          // in a row, to warn only once
+    std::time_t renewal_at = 0;    // ratio_pick, or earlier when ARI says so
+
+    // Due when missing or failing: the retry time; else the renewal time.
+    bool order_due(std::time_t now) const {
+        return (!current || failures > 0) ? now >= retry_at : now >= renewal_at;
+    }
+    // ARI can only bring renewal forward: it is not asked once renewal is
+    // due or failing.
+    std::time_t next_due() const {
+        if (!current || failures > 0) return retry_at;
+        return ari_check_at != 0 ? std::min(renewal_at, ari_check_at) : renewal_at;
+    }
 };
 
-struct LastError {
-    std::string type;
-    std::string detail;
-    std::time_t at = 0;
+// An order an earlier engine left in progress (<basename>.order.json).
+struct SavedOrder {
+    std::string url;
+    std::optional<PrivateKey> key;  // set once the CSR was sent
 };
 
 // Publishes challenge answers and withdraws them however the order ends.
@@ -219,6 +246,13 @@ struct Engine::Impl {
     std::vector<std::unique_ptr<IssuerState>> issuers;
     std::vector<std::unique_ptr<CertState>> certs;
     std::mutex account_key_mutex;  // issuers may share a store and its account.key
+    std::mutex random_mutex;
+    std::mt19937_64 rng{std::random_device{}()};
+
+    std::uint64_t random() {
+        std::lock_guard<std::mutex> lk(random_mutex);
+        return rng();
+    }
 
     void log(LogLevel level, const std::string& message) {
         std::lock_guard<std::mutex> lk(log_mutex);
@@ -347,23 +381,44 @@ struct Engine::Impl {
             cs->issuer = it->get();
             cs->basename = cc.basename();
             cs->name = cc.identifiers.front().value;
+            cs->renew_before =
+                cc.renew_before.set() ? cc.renew_before : (*it)->config->renew_before;
             inspect(*cs, now);
             certs.push_back(std::move(cs));
         }
         return true;
     }
 
-    // Decides from the store whether a certificate is current.
+    // Decides from the store whether a certificate is current, and when to
+    // act on it.
     void inspect(CertState& c, std::time_t now) {
         Store& store = *c.issuer->store;
         std::string reason;
+        std::string saved_serial;
+        std::time_t saved_renewal_at = 0;
+        std::optional<Window> saved_ari;
         try {
-            // Keep counting failures across restarts, so backoff grows, and
-            // keep away from challenge types that failed.
             if (auto meta = store.read(c.basename + store_files::json_suffix)) {
                 Json j = Json::parse(*meta);
+                // Keep counting failures across restarts, so backoff grows, and
+                // keep away from challenge types that failed.
                 if (auto f = j.get_int("failures")) {
                     c.failures = static_cast<int>(std::clamp<std::int64_t>(*f, 0, 1000));
+                }
+                // The CA's Retry-After binds a new engine too.
+                c.retry_after_until = j.get_int("retry_after_until").value_or(0);
+                saved_serial = j.get_string("serial").value_or("");
+                saved_renewal_at = j.get_int("renewal_at").value_or(0);
+                Json ari = j.get("ari_window");
+                if (ari.is_object()) {
+                    saved_ari =
+                        Window{ari.get_int("start").value_or(0), ari.get_int("end").value_or(0)};
+                }
+                Json e = j.get("last_error");
+                if (e.is_object()) {
+                    c.last_error =
+                        LastError{e.get_string("type").value_or(""),
+                                  e.get_string("detail").value_or(""), e.get_int("at").value_or(0)};
                 }
                 c.challenges.load(j.get("challenge_failures"));
             }
@@ -387,22 +442,46 @@ struct Engine::Impl {
                 } else {
                     c.current = info;
                 }
+                // A crash after storing the certificate but before removing
+                // its saved order: that order is done.
+                if (auto saved = load_saved_order(c);
+                    saved && saved->key && saved->key->to_pem() == pkey.to_pem()) {
+                    discard_saved_order(c);
+                }
             }
         } catch (const std::exception& e) {
             reason = std::string("unreadable: ") + e.what();
         }
 
+        // A start or reload tries at once what is missing or was failing,
+        // unless the CA said when to come back.
+        c.retry_at = std::max(now, c.retry_after_until);
         if (c.current) {
-            c.renewal_at = renewal_time(c.current->not_before, c.current->not_after);
-            c.due = c.renewal_at;
+            Window w = renewal_window(c.current->not_before, c.current->not_after, c.renew_before);
+            // The same random pick as before a restart, if it still fits.
+            bool keep = saved_serial == c.current->serial_hex && saved_renewal_at >= w.start &&
+                        saved_renewal_at <= w.end;
+            c.ratio_pick = keep ? saved_renewal_at : pick_time(w, random());
+            c.renewal_at = c.ratio_pick;
+            // The CA's last known window, until ARI is asked again.
+            if (saved_serial == c.current->serial_hex && saved_ari) {
+                c.ari_window = saved_ari;
+                if (!keep) c.renewal_at = renewal_time(c.ratio_pick, saved_ari, random());
+            }
+            // Ask the CA's renewal information at once (a revocation may
+            // have moved it); a CA without ARI clears this.
+            c.ari_check_at = c.current->ari_cert_id.empty() ? 0 : now;
             log(LogLevel::notice, "acme: certificate " + quoted(c.name) + " is valid until " +
                                       format_time(c.current->not_after) + ", renewal at " +
                                       format_time(c.renewal_at));
         } else {
-            c.due = now;
-            log(LogLevel::notice,
-                "acme: certificate " + quoted(c.name) + " needs to be ordered (" + reason + ")");
+            std::string when;
+            if (c.retry_at > now)
+                when = ", not before " + format_time(c.retry_at) + " (Retry-After)";
+            log(LogLevel::notice, "acme: certificate " + quoted(c.name) + " needs to be ordered (" +
+                                      reason + ")" + when);
         }
+        c.due = c.next_due();
     }
 
     void schedule_loop() {
@@ -466,28 +545,110 @@ struct Engine::Impl {
             CertState* c = queue.front();
             queue.pop_front();
             lk.unlock();
-            std::optional<std::time_t> next = attempt(*c, clients);
+            bool done = run_job(*c, clients);
             lk.lock();
-            if (next) c->due = *next;
+            if (done) c->due = c->next_due();
             c->in_flight = false;
             --active_orders;
             wake.notify_one();
         }
     }
 
-    // Runs one order and records the outcome; returns when to act next
-    // (nullopt when abandoned because of stop()).
-    std::optional<std::time_t> attempt(
-        CertState& c, std::map<IssuerState*, std::unique_ptr<HttpClient>>& clients) {
+    // Runs what is due for a certificate: an order, or a look at the CA's
+    // renewal information. False when abandoned because of stop().
+    bool run_job(CertState& c, std::map<IssuerState*, std::unique_ptr<HttpClient>>& clients) {
+        auto& http = clients[c.issuer];
+        try {
+            if (!http) http = std::make_unique<CurlHttpClient>(c.issuer->http_options);
+            if (c.order_due(std::time(nullptr))) {
+                attempt(c, *http);
+            } else {
+                check_renewal_info(c, *http);
+            }
+        } catch (const Stopped&) {
+            return false;
+        }
+        return true;
+    }
+
+    // A protocol client for one job; its in-place retries end with stop().
+    AcmeSession& session_of(IssuerState& is) {
+        std::lock_guard<std::mutex> lk(is.mutex);
+        load_session(is);
+        return *is.session;
+    }
+
+    void bind_pause(AcmeClient& client) {
+        client.set_pause([this](milliseconds d) { pause(d); });
+    }
+
+    // RFC 9773: fetch the CA's suggested window; renew early if it moved.
+    // Failures only delay the next look: the ratio rule still applies.
+    void check_renewal_info(CertState& c, HttpClient& http) {
+        std::time_t now = std::time(nullptr);
+        std::time_t lifetime = c.current->not_after - c.current->not_before;
+        std::optional<seconds> retry_after;
+        try {
+            AcmeClient client(http, session_of(*c.issuer));
+            bind_pause(client);
+            if (client.directory().renewal_info.empty()) {
+                c.ari_check_at = 0;  // the CA has no ARI: the ratio rule alone
+                return;
+            }
+            RenewalInfo info = client.renewal_info(c.current->ari_cert_id);
+            retry_after = info.retry_after;
+            Window w{info.window_start, info.window_end};
+            if (!c.ari_window || c.ari_window->start != w.start || c.ari_window->end != w.end) {
+                std::time_t before = c.renewal_at;
+                bool first = !c.ari_window;
+                c.ari_window = w;
+                c.renewal_at = renewal_time(c.ratio_pick, w, random());
+                std::string why =
+                    info.explanation_url.empty() ? "" : " (see " + info.explanation_url + ")";
+                bool earlier = !first && c.renewal_at < before;
+                log(earlier || !why.empty() ? LogLevel::notice : LogLevel::info,
+                    "acme: certificate " + quoted(c.name) + ": the CA suggests renewal between " +
+                        format_time(w.start) + " and " + format_time(w.end) + why +
+                        ", renewal at " + format_time(c.renewal_at));
+                write_metadata(c, now);
+            }
+        } catch (const CaError& e) {
+            retry_after = e.retry_after;
+            ari_failed(c, e.what(), now, retry_after, lifetime);
+            return;
+        } catch (const std::exception& e) {
+            ari_failed(c, e.what(), now, retry_after, lifetime);
+            return;
+        }
+        c.ari_failures = 0;
+        c.ari_check_at = now + ari_recheck_delay(retry_after, lifetime).count();
+    }
+
+    void ari_failed(CertState& c, const std::string& what, std::time_t now,
+                    std::optional<seconds> retry_after, std::time_t lifetime) {
+        c.ari_check_at = now + ari_recheck_delay(retry_after, lifetime).count();
+        log(c.ari_failures++ == 0 ? LogLevel::warn : LogLevel::info,
+            "acme: renewal information for certificate " + quoted(c.name) +
+                " is not available: " + what + ", next check at " + format_time(c.ari_check_at));
+    }
+
+    // Runs one order and records the outcome in c and its .json file.
+    void attempt(CertState& c, HttpClient& http) {
         auto started = SteadyClock::now();
         std::optional<LastError> failure;
         std::optional<seconds> retry_after;
         try {
-            auto& http = clients[c.issuer];
-            if (!http) http = std::make_unique<CurlHttpClient>(c.issuer->http_options);
-            run_order_falling_back(c, *http);
-        } catch (const Stopped&) {
-            return std::nullopt;
+            for (int tries = 1;; ++tries) {
+                try {
+                    run_order_falling_back(c, http);
+                    break;
+                } catch (const CaError& e) {
+                    // The CA lost or dropped the account (a test CA
+                    // restarted, say): register again, once.
+                    if (tries > 1 || !e.problem.is("accountDoesNotExist")) throw;
+                    forget_account(*c.issuer, e.what());
+                }
+            }
         } catch (const CaError& e) {
             failure = LastError{e.problem.type, e.what(), 0};
             retry_after = e.retry_after;
@@ -500,6 +661,15 @@ struct Engine::Impl {
         std::time_t now = std::time(nullptr);
         if (!failure) {
             c.failures = 0;
+            c.retry_after_until = 0;
+            c.last_error.reset();
+            c.ari_window.reset();
+            std::time_t lifetime = c.current->not_after - c.current->not_before;
+            // A fresh certificate's window is far off: look at it later.
+            auto dir = c.issuer->session ? c.issuer->session->directory() : std::nullopt;
+            bool ari = dir && !dir->renewal_info.empty() && !c.current->ari_cert_id.empty();
+            c.ari_check_at = ari ? now + ari_recheck_delay(std::nullopt, lifetime).count() : 0;
+            c.renewal_at = std::max(c.ratio_pick, now + min_reschedule);
             double took = std::chrono::duration<double>(SteadyClock::now() - started).count();
             char took_text[32];
             std::snprintf(took_text, sizeof(took_text), "%.1f", took);
@@ -508,26 +678,42 @@ struct Engine::Impl {
                                       format_time(c.current->not_after) + ", renewal at " +
                                       format_time(c.renewal_at) + " (order took " + took_text +
                                       " s)");
-            write_metadata(c, std::nullopt, std::nullopt, now);
+            write_metadata(c, now);
             // Workers reload on this, so everything is on disk by now.
             board.certificate_updated(c.basename);
-            return std::max(c.renewal_at, now + min_reschedule);
+            return;
         }
 
         ++c.failures;
         failure->at = now;
-        seconds delay = backoff_delay(c.failures);
-        if (retry_after && *retry_after > delay) delay = *retry_after;
-        std::time_t next = now + static_cast<std::time_t>(delay.count());
+        std::time_t lifetime = c.current ? c.current->not_after - c.current->not_before : 0;
+        seconds delay = retry_delay(c.failures, classify_problem(failure->type), lifetime,
+                                    retry_after, random());
+        c.retry_at = now + static_cast<std::time_t>(delay.count());
+        c.retry_after_until =
+            retry_after ? now + static_cast<std::time_t>(retry_after->count()) : 0;
+        c.last_error = failure;
         log(LogLevel::error, "acme: certificate " + quoted(c.name) + " from " +
                                  quoted(c.issuer->config->name) + " failed: " + failure->detail +
-                                 ", next attempt at " + format_time(next));
-        write_metadata(c, failure, next, now);
-        return next;
+                                 ", next attempt at " + format_time(c.retry_at));
+        if (c.current && expiry_near(c.current->not_before, c.current->not_after, now)) {
+            log(LogLevel::warn,
+                "acme: certificate " + quoted(c.name) +
+                    (c.current->not_after <= now ? " expired at " : " expires at ") +
+                    format_time(c.current->not_after) + " and could not be renewed yet");
+        }
+        write_metadata(c, now);
     }
 
-    void write_metadata(const CertState& c, const std::optional<LastError>& error,
-                        std::optional<std::time_t> next_attempt, std::time_t now) {
+    void forget_account(IssuerState& is, const std::string& why) {
+        std::lock_guard<std::mutex> lk(is.mutex);
+        log(LogLevel::notice, "acme: issuer " + quoted(is.config->name) + ": " + why +
+                                  ", registering the account again");
+        is.session->set_account_url("");
+        is.account_json_checked = false;
+    }
+
+    void write_metadata(const CertState& c, std::time_t now) {
         Json j = Json::object();
         Json names = Json::array();
         for (const Identifier& id : c.config->identifiers) names.push(Json::string(id.value));
@@ -550,22 +736,35 @@ struct Engine::Impl {
             j.set("serial", Json());
             j.set("renewal_at", Json());
         }
-        if (next_attempt) {
-            j.set("next_attempt", static_cast<std::int64_t>(*next_attempt));
+        if (c.current && c.ari_window) {
+            Json ari = Json::object();
+            ari.set("start", static_cast<std::int64_t>(c.ari_window->start));
+            ari.set("end", static_cast<std::int64_t>(c.ari_window->end));
+            j.set("ari_window", ari);
+        } else {
+            j.set("ari_window", Json());
+        }
+        if (c.failures > 0) {
+            j.set("next_attempt", static_cast<std::int64_t>(c.retry_at));
         } else {
             j.set("next_attempt", Json());
         }
+        if (c.retry_after_until > now) {
+            j.set("retry_after_until", static_cast<std::int64_t>(c.retry_after_until));
+        } else {
+            j.set("retry_after_until", Json());
+        }
         j.set("failures", static_cast<std::int64_t>(c.failures));
         j.set("challenge_failures", c.challenges.to_json());
-        if (error) {
+        if (c.last_error) {
             Json e = Json::object();
-            if (error->type.empty()) {
+            if (c.last_error->type.empty()) {
                 e.set("type", Json());  // a local failure, no ACME problem
             } else {
-                e.set("type", error->type);
+                e.set("type", c.last_error->type);
             }
-            e.set("detail", error->detail);
-            e.set("at", static_cast<std::int64_t>(error->at));
+            e.set("detail", c.last_error->detail);
+            e.set("at", static_cast<std::int64_t>(c.last_error->at));
             j.set("last_error", e);
         } else {
             j.set("last_error", Json());
@@ -576,6 +775,103 @@ struct Engine::Impl {
                                    0644);
         } catch (const std::exception& e) {
             log(LogLevel::error, std::string("acme: ") + e.what());
+        }
+    }
+
+    std::optional<SavedOrder> load_saved_order(const CertState& c) {
+        Store& store = *c.issuer->store;
+        std::string name = c.basename + store_files::order_suffix;
+        try {
+            auto text = store.read(name);
+            if (!text) return std::nullopt;
+            Json j = Json::parse(*text);
+            SavedOrder saved;
+            saved.url = j.get_string("url").value_or("");
+            if (saved.url.empty()) throw Error("no order URL");
+            if (auto pem = j.get_string("key")) saved.key = PrivateKey::from_pem(*pem);
+            return saved;
+        } catch (const std::exception& e) {
+            // Never let a damaged file block renewals: order anew.
+            log(LogLevel::warn,
+                "acme: ignoring the saved order " + quoted(store.path(name)) + ": " + e.what());
+            discard_saved_order(c);
+            return std::nullopt;
+        }
+    }
+
+    // Mode 0600: it holds the new private key once the CSR is sent.
+    void save_order(const CertState& c, const std::string& url, const PrivateKey* key) {
+        Json j = Json::object();
+        j.set("url", url);
+        if (key != nullptr) j.set("key", key->to_pem());
+        j.set("updated_at", static_cast<std::int64_t>(std::time(nullptr)));
+        c.issuer->store->write(c.basename + store_files::order_suffix, j.dump_pretty() + "\n",
+                               0600);
+    }
+
+    void discard_saved_order(const CertState& c) {
+        try {
+            c.issuer->store->remove(c.basename + store_files::order_suffix);
+        } catch (const std::exception& e) {
+            log(LogLevel::error, std::string("acme: ") + e.what());
+        }
+    }
+
+    // Picks up an order an earlier engine left in progress. False (and the
+    // file removed) when it cannot be used, so a new order is made; a CA
+    // that does not answer leaves the file for the next attempt.
+    bool resume_order(const CertState& c, AcmeClient& client, const SavedOrder& saved,
+                      Order& order) {
+        try {
+            order = client.get_order(saved.url);
+            if (order.url.empty()) order.url = saved.url;
+        } catch (const CaError& e) {
+            if (e.problem.status >= 500) throw;
+            log(LogLevel::info, "acme: the saved order " + quoted(saved.url) + " for " +
+                                    quoted(c.name) + " cannot be resumed: " + e.what());
+            discard_saved_order(c);
+            order = Order{};
+            return false;
+        }
+        // Past finalize the certificate is of use only with the saved key.
+        bool usable = order.status == "pending" || order.status == "ready" ||
+                      ((order.status == "processing" || order.status == "valid") && saved.key);
+        if (!usable) {
+            log(LogLevel::info, "acme: the saved order " + quoted(saved.url) + " for " +
+                                    quoted(c.name) + " is " + quoted(order.status) +
+                                    ", ordering anew");
+            discard_saved_order(c);
+            order = Order{};
+            return false;
+        }
+        log(LogLevel::notice, "acme: resuming order " + quoted(saved.url) + " for certificate " +
+                                  quoted(c.name) + " (" + order.status + ")");
+        return true;
+    }
+
+    // newOrder, with "replaces" for a renewal when the CA has ARI; a CA
+    // that refuses the replacement gets the order without it.
+    Order new_order(CertState& c, AcmeClient& client, const Directory& dir) {
+        const std::vector<Identifier>& ids = c.config->identifiers;
+        OrderOptions options;
+        options.profile = order_profile(c, dir);
+        c.profile = options.profile;
+        if (c.current && !dir.renewal_info.empty()) options.replaces = c.current->ari_cert_id;
+        log(LogLevel::info,
+            "acme: ordering certificate " + quoted(c.name) + " from " +
+                quoted(c.issuer->config->name) +
+                (options.replaces.empty() ? "" : " to replace " + options.replaces));
+        try {
+            return client.new_order(ids, options);
+        } catch (const CaError& e) {
+            if (options.replaces.empty() ||
+                !(e.problem.is("alreadyReplaced") || e.problem.is("malformed"))) {
+                throw;
+            }
+            log(LogLevel::info, "acme: the CA refused the order for " + quoted(c.name) +
+                                    " as a replacement (" + e.what() + "), ordering without");
+            options.replaces.clear();
+            return client.new_order(ids, options);
         }
     }
 
@@ -675,46 +971,67 @@ struct Engine::Impl {
         }
     }
 
+    // One order: a saved one resumed, or a new one.
     void run_order(CertState& c, HttpClient& http) {
         IssuerState& is = *c.issuer;
-        const std::vector<Identifier>& ids = c.config->identifiers;
         check_stop();
-        log(LogLevel::info,
-            "acme: ordering certificate " + quoted(c.name) + " from " + quoted(is.config->name));
-
-        AcmeSession* session;
-        {
-            std::lock_guard<std::mutex> lk(is.mutex);
-            load_session(is);
-            session = is.session.get();
-        }
-        AcmeClient client(http, *session);
-        client.directory();
+        AcmeSession& session = session_of(is);
+        AcmeClient client(http, session);
+        bind_pause(client);
+        const Directory& dir = client.directory();
         check_stop();
         ensure_account(is, client);
         check_stop();
 
-        OrderOptions options;
-        options.profile = order_profile(c, client.directory());
-        Order order = client.new_order(ids, options);
+        Order order;
+        std::optional<PrivateKey> key;
+        bool resumed = false;
+        if (std::optional<SavedOrder> saved = load_saved_order(c)) {
+            resumed = resume_order(c, client, *saved, order);
+            if (resumed) key = std::move(saved->key);
+        }
+        if (order.url.empty()) {
+            order = new_order(c, client, dir);
+            // From here on a crash resumes this order instead of making another.
+            save_order(c, order.url, nullptr);
+        }
+        try {
+            complete_order(c, client, session, order, key);
+        } catch (const std::exception&) {
+            // A resumed order gets one try: one stuck at the CA must not
+            // hold up renewal until it expires there.
+            if (resumed) discard_saved_order(c);
+            throw;
+        }
+    }
+
+    // Validation, finalize, download and storage of one order.
+    void complete_order(CertState& c, AcmeClient& client, AcmeSession& session, Order order,
+                        std::optional<PrivateKey> key) {
+        const std::vector<Identifier>& ids = c.config->identifiers;
         check_stop();
         if (order.status == "pending") {
-            authorize(c, client, order, session->account_key());
+            authorize(c, client, order, session.account_key());
             order = wait_order(client, order, {"pending"});
         }
-        if (order.status == "invalid") throw order_failure(order, "order for " + quoted(c.name));
-        if (order.status != "ready") {
-            throw Error("order for " + quoted(c.name) + " is " + quoted(order.status) +
-                        " instead of \"ready\"");
+        if (order.status == "ready") {
+            // A fresh key for every certificate: renewal rotates it. It is
+            // saved before the CSR goes out, so that a crash after finalize
+            // can still use the certificate.
+            key = PrivateKey::generate(c.config->key_type);
+            save_order(c, order.url, &*key);
+            order = client.finalize(
+                order, make_csr_der(*key, ids, c.issuer->config->common_name_in_csr));
+            check_stop();
+            order = wait_order(client, order, {"ready", "processing"});
+        } else if (order.status == "processing") {
+            order = wait_order(client, order, {"processing"});
         }
-
-        // A fresh key for every certificate: renewal rotates it.
-        PrivateKey key = PrivateKey::generate(c.config->key_type);
-        order = client.finalize(order, make_csr_der(key, ids, is.config->common_name_in_csr));
-        check_stop();
-        order = wait_order(client, order, {"ready", "processing"});
-        if (order.status == "invalid") throw order_failure(order, "order for " + quoted(c.name));
-        if (order.status != "valid" || order.certificate.empty()) {
+        if (order.status == "invalid") {
+            discard_saved_order(c);
+            throw order_failure(order, "order for " + quoted(c.name));
+        }
+        if (order.status != "valid" || order.certificate.empty() || !key) {
             throw Error("order for " + quoted(c.name) + " is " + quoted(order.status) +
                         " instead of \"valid\"");
         }
@@ -722,11 +1039,12 @@ struct Engine::Impl {
         std::vector<std::string> alternates;
         std::string chain = client.download_certificate(order.certificate, &alternates);
         check_stop();
-        if (!is.config->preferred_chain.empty()) {
+        if (!c.issuer->config->preferred_chain.empty()) {
             chain = preferred_chain(c, client, std::move(chain), alternates);
         }
         CertificateInfo info = inspect_certificate(chain);
-        if (!certificate_matches_key(chain, key)) {
+        if (!certificate_matches_key(chain, *key)) {
+            discard_saved_order(c);
             throw Error("the certificate issued for " + quoted(c.name) + " does not match its key");
         }
         if (identifier_set(info.names) != identifier_set(ids)) {
@@ -735,12 +1053,13 @@ struct Engine::Impl {
         }
 
         // The key goes first: a reader that finds a new .crt must find its key.
-        Store& store = *is.store;
-        store.write(c.basename + store_files::key_suffix, key.to_pem(), 0600);
+        Store& store = *c.issuer->store;
+        store.write(c.basename + store_files::key_suffix, key->to_pem(), 0600);
         store.write(c.basename + store_files::cert_suffix, chain, 0644);
+        discard_saved_order(c);
         c.current = info;
-        c.renewal_at = renewal_time(info.not_before, info.not_after);
-        c.profile = options.profile;
+        c.ratio_pick =
+            pick_time(renewal_window(info.not_before, info.not_after, c.renew_before), random());
     }
 
     // The profile to put in newOrder, checked against the directory's

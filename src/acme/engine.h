@@ -11,6 +11,7 @@
 #include "crypto.h"
 #include "identifier.h"
 #include "log.h"
+#include "schedule.h"
 #include "shared_state.h"
 
 namespace acme {
@@ -42,6 +43,7 @@ struct IssuerConfig {
     // CA offers alternates; empty: the CA's default chain.
     std::string preferred_chain;
     bool common_name_in_csr = false;  // never for IP identifiers
+    RenewBefore renew_before;            // renew_before_expiry; unset: the default rule
 };
 
 struct CertificateConfig {
@@ -49,6 +51,7 @@ struct CertificateConfig {
     std::vector<Identifier> identifiers;  // as configured, first one names the files
     KeyType key_type = KeyType::ecdsa256;
     std::string profile;  // empty: the issuer's
+    RenewBefore renew_before;  // renew=; unset: the issuer's
 
     std::string basename() const;  // certificate_basename(identifiers, key_type)
 };

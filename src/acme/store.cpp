@@ -150,6 +150,11 @@ void Store::write(std::string_view name, std::string_view content, mode_t mode) 
     if (::fsync(dfd.get()) != 0 && errno != EINVAL) throw Error(sys_error("fsync()", dir_, errno));
 }
 
+void Store::remove(std::string_view name) {
+    std::string p = path(name);
+    if (::unlink(p.c_str()) != 0 && errno != ENOENT) throw Error(sys_error("unlink()", p, errno));
+}
+
 bool Store::try_lock() {
     if (lock_fd_ >= 0) return true;
     ensure_dir(dir_);

@@ -22,6 +22,9 @@ inline constexpr const char* lock = ".lock";
 inline constexpr const char* cert_suffix = ".crt";
 inline constexpr const char* key_suffix = ".key";
 inline constexpr const char* json_suffix = ".json";
+// An order in progress (URL, and the new key once the CSR is sent), so an
+// engine that dies mid-order resumes it instead of ordering again.
+inline constexpr const char* order_suffix = ".order.json";
 }  // namespace store_files
 
 class Store {
@@ -38,6 +41,8 @@ public:
     std::optional<std::string> read(std::string_view name) const;
     // Atomic replace with the given mode. Throws acme::Error.
     void write(std::string_view name, std::string_view content, mode_t mode = 0644);
+    // Removes a file; a missing one is fine. Throws acme::Error.
+    void remove(std::string_view name);
 
     // Exclusive, non-blocking flock on <dir>/.lock, held until destruction.
     // False when another process (engine) holds it.

@@ -11,6 +11,7 @@ extern "C" {
 #include <string>
 
 #include "acme/crypto.h"
+#include "acme/schedule.h"
 #include "acme/shared_state.h"
 
 #define NGX_HTTP_ACME_VERSION "0.1.0"
@@ -47,6 +48,7 @@ struct ngx_http_acme_issuer_t {
     ngx_flag_t profile_required;
     ngx_str_t preferred_chain;
     ngx_flag_t common_name_in_csr;
+    acme::RenewBefore renew_before;  // renew_before_expiry; unset: default rule
     ngx_uint_t used;  // referenced by some acme_certificate
     u_char *file;
     ngx_uint_t line;
@@ -60,6 +62,7 @@ struct ngx_http_acme_cert_t {
     ngx_uint_t explicit_identifiers;
     acme::KeyType key_type;
     ngx_str_t profile;   // profile=; empty: the issuer's
+    acme::RenewBefore renew_before;  // renew=; unset: the issuer's
     ngx_str_t basename;  // store file base name, set at merge
     ngx_uint_t served;   // 1 + index in amcf->served once served, else 0
     u_char *file;

@@ -102,6 +102,7 @@ acme::EngineConfig engine_config(ngx_http_acme_main_conf_t *amcf) {
         ic.profile_required = is->profile_required;
         ic.preferred_chain = ngx_http_acme_string(is->preferred_chain);
         ic.common_name_in_csr = is->common_name_in_csr;
+        ic.renew_before = is->renew_before;
         config.issuers.push_back(std::move(ic));
     }
 
@@ -111,6 +112,7 @@ acme::EngineConfig engine_config(ngx_http_acme_main_conf_t *amcf) {
         cc.issuer = ngx_http_acme_string(certs[i]->issuer->name);
         cc.key_type = certs[i]->key_type;
         cc.profile = ngx_http_acme_string(certs[i]->profile);
+        cc.renew_before = certs[i]->renew_before;
         auto *ids = static_cast<ngx_str_t *>(certs[i]->identifiers.elts);
         for (ngx_uint_t k = 0; k < certs[i]->identifiers.nelts; k++) {
             cc.identifiers.push_back(acme::parse_identifier(ngx_http_acme_string(ids[k])));

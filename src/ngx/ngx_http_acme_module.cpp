@@ -100,6 +100,26 @@ ngx_int_t full_name(ngx_conf_t *cf, ngx_str_t *name) {
 }
 
 const char *key_types_expected = "ecdsa:256, ecdsa:384, rsa:2048, rsa:3072 or rsa:4096";
+const char *renew_before_expected =
+    "a time (such as 30d) or a percentage of the lifetime (1% to 99%) is expected";
+
+// renew_before_expiry and renew=: an nginx time ("30d", "12h") or "33%".
+bool parse_renew_before(ngx_str_t value, acme::RenewBefore *out) {
+    if (value.len > 1 && value.data[value.len - 1] == '%') {
+        ngx_int_t n = ngx_atoi(value.data, value.len - 1);
+        if (n < 1 || n > 99) {
+            return false;
+        }
+        out->percent = static_cast<int>(n);
+        return true;
+    }
+    ngx_int_t t = ngx_parse_time(&value, 1);
+    if (t == NGX_ERROR || t <= 0) {
+        return false;
+    }
+    out->seconds = static_cast<std::time_t>(t);
+    return true;
+}
 
 void *ngx_http_acme_create_main_conf(ngx_conf_t *cf) {
     auto *amcf = static_cast<ngx_http_acme_main_conf_t *>(
@@ -593,6 +613,21 @@ char *ngx_http_acme_issuer_directive(ngx_conf_t *cf, ngx_command_t *, void *conf
         return NGX_CONF_OK;
     }
 
+    if (equals(cmd, "renew_before_expiry")) {
+        if (!want_args(1, 1)) {
+            return static_cast<char *>(NGX_CONF_ERROR);
+        }
+        if (issuer->renew_before.set()) {
+            return conf_error(cf, "\"renew_before_expiry\" is duplicate");
+        }
+        if (!parse_renew_before(value[1], &issuer->renew_before)) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid renew_before_expiry \"%V\": %s",
+                               &value[1], renew_before_expected);
+            return static_cast<char *>(NGX_CONF_ERROR);
+        }
+        return NGX_CONF_OK;
+    }
+
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "unknown directive \"%V\" in acme_issuer", &cmd);
     return static_cast<char *>(NGX_CONF_ERROR);
 }
@@ -662,6 +697,7 @@ char *ngx_http_acme_certificate(ngx_conf_t *cf, ngx_command_t *, void *conf) {
     }
     std::vector<acme::KeyType> types;
     ngx_str_t profile{0, nullptr};
+    acme::RenewBefore renew_before;
 
     for (ngx_uint_t i = 2; i < cf->args->nelts; i++) {
         if (value[i].len > 4 && ngx_strncmp(value[i].data, "key=", 4) == 0) {
@@ -690,6 +726,19 @@ char *ngx_http_acme_certificate(ngx_conf_t *cf, ngx_command_t *, void *conf) {
                 return conf_error(cf, "empty profile name in \"acme_certificate\"");
             }
             profile = {value[i].len - 8, value[i].data + 8};
+            continue;
+        }
+        if (value[i].len >= 6 && ngx_strncmp(value[i].data, "renew=", 6) == 0) {
+            if (renew_before.set()) {
+                return conf_error(cf, "\"renew=\" is duplicate in \"acme_certificate\"");
+            }
+            ngx_str_t spec{value[i].len - 6, value[i].data + 6};
+            if (!parse_renew_before(spec, &renew_before)) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"%V\" in \"acme_certificate\": %s", &value[i],
+                                   renew_before_expected);
+                return static_cast<char *>(NGX_CONF_ERROR);
+            }
             continue;
         }
         std::string error;
@@ -725,6 +774,7 @@ char *ngx_http_acme_certificate(ngx_conf_t *cf, ngx_command_t *, void *conf) {
         if (cert == nullptr) {
             return static_cast<char *>(NGX_CONF_ERROR);
         }
+        cert->renew_before = renew_before;
         auto **slot = static_cast<ngx_http_acme_cert_t **>(ngx_array_push(ascf->certs));
         auto **all = static_cast<ngx_http_acme_cert_t **>(ngx_array_push(&amcf->certs));
         if (slot == nullptr || all == nullptr) {

@@ -133,7 +133,12 @@ using it, with C<PEBBLE_VA_NOSLEEP=1> plus C<env>. Pebble's configuration
 (C<listenAddress>, C<httpPort> = port('http'), C<tlsPort> = port('https'),
 C<retryAfter> 0/0, profiles C<default> (90 days) and C<shortlived>
 (6 days), no EAB) is merged with C<config> (hashes merge recursively; an
-undef value deletes the key). Waits until the directory answers. Note that
+undef value deletes the key). Pebble 2.10 gives an order that names no
+profile one of its profiles at random: a test that depends on the lifetime
+keeps only one, e.g. C<< profiles => { default => { validityPeriod => 30 },
+shortlived => undef } >>. Its ARI window is +-24 hours around two thirds of
+the lifetime, so a certificate of seconds is always due by ARI unless the
+test moves the window (C<set_renewal_window>). Waits until the directory answers. Note that
 Pebble rejects 5% of nonces by default (C<PEBBLE_WFE_NONCEREJECT>) and
 reuses authorizations (C<PEBBLE_AUTHZREUSE>).
 
@@ -164,7 +169,19 @@ Same for C</intermediates/0>.
 
 A request to Pebble's management API, C<$body> a hash encoded as JSON.
 Returns the HTTP::Tiny response hash. E.g.
-C<< $t->pebble_mgmt(POST => '/set-renewal-info/', {certID => ..., window => ...}) >>.
+C<< $t->pebble_mgmt(GET => '/roots/0') >>.
+
+=item $t->set_renewal_window($cert_pem, $start, $end, explanation => $url)
+
+Makes Pebble's ARI (C<renewalInfo>) answer for that certificate suggest the
+window from C<$start> to C<$end> (epoch seconds), through the management
+API's C<POST /set-renewal-info/> (body C<{"Certificate": PEM,
+"ARIResponse": JSON text}>). Dies unless Pebble accepts it.
+
+=item AcmeTest::ari_cert_id($cert_pem)
+
+The RFC 9773 certificate identifier of a PEM certificate:
+base64url(authority key identifier) "." base64url(serial, DER content).
 
 =item $t->challtest($path, \%body)
 
@@ -304,6 +321,7 @@ use HTTP::Tiny;
 use IO::Socket::INET;
 use IO::Socket::SSL;
 use JSON::PP;
+use MIME::Base64 ();
 use Net::SSLeay;
 use POSIX qw(:sys_wait_h);
 use Scalar::Util qw(weaken);
@@ -827,6 +845,53 @@ sub pebble_mgmt {
     return $self->_https->request($method, $url,
         defined $body ? { content => encode_json($body),
                           headers => { 'content-type' => 'application/json' } } : {});
+}
+
+sub _rfc3339 {
+    my @t = gmtime $_[0];
+    return sprintf '%04d-%02d-%02dT%02d:%02d:%02dZ', $t[5] + 1900, $t[4] + 1, @t[3, 2, 1, 0];
+}
+
+sub set_renewal_window {
+    my ($self, $pem, $start, $end, %opt) = @_;
+    my $ari = { suggestedWindow => { start => _rfc3339($start), end => _rfc3339($end) } };
+    $ari->{explanationURL} = $opt{explanation} if $opt{explanation};
+    my $r = $self->pebble_mgmt(POST => '/set-renewal-info/',
+        { Certificate => $pem, ARIResponse => encode_json($ari) });
+    die "set-renewal-info: $r->{status} $r->{content}" unless $r->{success};
+    return 1;
+}
+
+sub _b64url {
+    my $s = MIME::Base64::encode_base64($_[0], '');
+    $s =~ tr{+/}{-_};
+    $s =~ s/=+$//;
+    return $s;
+}
+
+sub ari_cert_id {
+    my ($pem) = @_;
+    my $bio = Net::SSLeay::BIO_new(Net::SSLeay::BIO_s_mem());
+    Net::SSLeay::BIO_write($bio, $pem);
+    my $x509 = Net::SSLeay::PEM_read_bio_X509($bio);
+    Net::SSLeay::BIO_free($bio);
+    die "ari_cert_id: not a certificate" unless $x509;
+    # The AKI key id as printed by OpenSSL ("keyid:AB:CD:..." or "AB:CD:...").
+    my $aki;
+    for my $i (0 .. Net::SSLeay::X509_get_ext_count($x509) - 1) {
+        my $ext = Net::SSLeay::X509_get_ext($x509, $i);
+        my $obj = Net::SSLeay::X509_EXTENSION_get_object($ext);
+        next unless Net::SSLeay::OBJ_obj2nid($obj) == &Net::SSLeay::NID_authority_key_identifier;
+        my $v = Net::SSLeay::X509V3_EXT_print($ext);
+        ($aki) = $v =~ /((?:[0-9A-F]{2}:)+[0-9A-F]{2})/i;
+    }
+    my $serial = Net::SSLeay::P_ASN1_INTEGER_get_hex(Net::SSLeay::X509_get_serialNumber($x509));
+    Net::SSLeay::X509_free($x509);
+    die "ari_cert_id: no authority key identifier" unless $aki;
+    $aki =~ s/://g;
+    $serial = "0$serial" if length($serial) % 2;
+    $serial = "00$serial" if hex(substr($serial, 0, 1)) >= 8;
+    return _b64url(pack 'H*', $aki) . '.' . _b64url(pack 'H*', $serial);
 }
 
 sub _fetch_pem {

@@ -119,7 +119,10 @@ class AcmeClientTest : public ::testing::Test {
 protected:
     AcmeClientTest()
         : session(dir_url, PrivateKey::generate(KeyType::ecdsa256), "test/1.0"),
-          client(http, session) {}
+          client(http, session) {
+        // In-place retries are recorded instead of slept.
+        client.set_pause([this](std::chrono::milliseconds d) { pauses.push_back(d); });
+    }
 
     // A session that already has its account, as after ensure_account().
     void registered() { session.set_account_url(account_url); }
@@ -127,6 +130,7 @@ protected:
     FakeHttp http;
     AcmeSession session;
     AcmeClient client;
+    std::vector<std::chrono::milliseconds> pauses;
 };
 
 TEST_F(AcmeClientTest, DirectoryParsing) {
@@ -292,13 +296,123 @@ TEST_F(AcmeClientTest, ErrorWithoutProblemDocument) {
     http.queue_directory();
     http.queue_nonce("n");
     http.queue(503, "<html>down for maintenance</html>");
+    for (int i = 0; i < 2; ++i) {
+        http.queue_nonce("n" + std::to_string(i));  // the 503 carried none
+        http.queue(503, "<html>down for maintenance</html>");
+    }
     try {
         client.get_order(order_url);
         FAIL() << "no exception";
     } catch (const CaError& e) {
         EXPECT_EQ(e.problem.status, 503);
         EXPECT_FALSE(e.retry_after);
+        EXPECT_NE(std::string(e.what()).find("down for maintenance"), std::string::npos);
     }
+}
+
+TEST_F(AcmeClientTest, ServerErrorsAreRetriedInPlace) {
+    registered();
+    http.queue_directory();
+    http.queue_nonce("n1");
+    http.queue(500, problem_json("serverInternal", "oops", 500), {{"replay-nonce", "n2"}});
+    http.queue(503, "busy", {{"retry-after", "5"}});  // no nonce: HEAD again
+    http.queue_nonce("n3");
+    http.queue(200, pending_order, {{"replay-nonce", "n4"}});
+    Order o = client.get_order(order_url);
+    EXPECT_EQ(o.status, "pending");
+    // 1 s, then the Retry-After of 5 s (longer than the 3 s step).
+    EXPECT_EQ(pauses, (std::vector<std::chrono::milliseconds>{std::chrono::seconds(1),
+                                                              std::chrono::seconds(5)}));
+    ASSERT_EQ(http.requests.size(), 6u);
+    EXPECT_EQ(decode_jws(http.requests[3]).header.get_string("nonce"), "n2");
+    EXPECT_EQ(http.requests[4].method, "HEAD");
+    EXPECT_EQ(decode_jws(http.requests[5]).header.get_string("nonce"), "n3");
+}
+
+TEST_F(AcmeClientTest, LongRetryAfterIsLeftToTheScheduler) {
+    registered();
+    http.queue_directory();
+    http.queue_nonce("n1");
+    http.queue(503, problem_json("serverInternal", "maintenance", 503),
+               {{"retry-after", "120"}, {"replay-nonce", "n2"}});
+    try {
+        client.get_order(order_url);
+        FAIL() << "no exception";
+    } catch (const CaError& e) {
+        ASSERT_TRUE(e.retry_after);
+        EXPECT_EQ(*e.retry_after, std::chrono::seconds(120));
+    }
+    EXPECT_TRUE(pauses.empty());
+}
+
+TEST_F(AcmeClientTest, TransportErrorsAreRetriedInPlace) {
+    // FakeHttp throws acme::Error, as a refused connection does, when
+    // nothing is queued: three attempts, then the error.
+    EXPECT_THROW(client.directory(), Error);
+    EXPECT_EQ(http.requests.size(), 3u);
+    EXPECT_EQ(pauses, (std::vector<std::chrono::milliseconds>{std::chrono::seconds(1),
+                                                              std::chrono::seconds(3)}));
+}
+
+TEST_F(AcmeClientTest, DirectoryServerErrorIsACaError) {
+    for (int i = 0; i < 3; ++i) http.queue(502, "bad gateway", {{"retry-after", "2"}});
+    try {
+        client.directory();
+        FAIL() << "no exception";
+    } catch (const CaError& e) {
+        EXPECT_EQ(e.problem.status, 502);
+        EXPECT_NE(std::string(e.what()).find("https://ca.test/dir answered HTTP status 502"),
+                  std::string::npos)
+            << e.what();
+    }
+}
+
+TEST_F(AcmeClientTest, RenewalInfo) {
+    http.queue_directory();
+    http.queue(200, R"({"suggestedWindow": {"start": "2025-01-02T03:04:05Z",
+                                             "end": "2025-01-03T03:04:05.123+01:00"},
+                        "explanationURL": "https://ca.test/why"})",
+               {{"retry-after", "21600"}});
+    RenewalInfo info = client.renewal_info("aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE");
+    EXPECT_EQ(info.window_start, 1735787045);
+    EXPECT_EQ(info.window_end, 1735787045 + 86400 - 3600);
+    EXPECT_EQ(info.explanation_url, "https://ca.test/why");
+    ASSERT_TRUE(info.retry_after);
+    EXPECT_EQ(*info.retry_after, std::chrono::seconds(21600));
+    ASSERT_EQ(http.requests.size(), 2u);
+    EXPECT_EQ(http.requests[1].method, "GET");
+    EXPECT_EQ(http.requests[1].url, "https://ca.test/ari/aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE");
+}
+
+TEST_F(AcmeClientTest, RenewalInfoErrors) {
+    http.queue_directory();
+    client.directory();
+    auto expect_error = [this](long status, const std::string& body, const std::string& what) {
+        http.queue(status, body);
+        try {
+            client.renewal_info("a.b");
+            ADD_FAILURE() << "no exception for " << body;
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+        }
+    };
+    expect_error(200, R"({"suggestedWindow": {"start": "2025-01-03T00:00:00Z",
+                                              "end": "2025-01-02T00:00:00Z"}})",
+                 "has no valid suggestedWindow");
+    expect_error(200, R"({"suggestedWindow": {"start": "yesterday", "end": "today"}})",
+                 "has no valid suggestedWindow");
+    expect_error(200, R"({})", "has no valid suggestedWindow");
+    expect_error(
+        404, problem_json("malformed", "no such certificate", 404),
+        "renewalInfo https://ca.test/ari/a.b answered HTTP status 404: no such certificate");
+
+    FakeHttp h;
+    h.queue(200, R"({"newNonce":"https://ca.test/n","newAccount":"https://ca.test/a",
+                     "newOrder":"https://ca.test/o"})");
+    AcmeSession s(dir_url, session.account_key(), "test/1.0");
+    AcmeClient c(h, s);
+    EXPECT_THROW(c.renewal_info("a.b"), Error);
+    EXPECT_EQ(h.requests.size(), 1u);
 }
 
 TEST_F(AcmeClientTest, PostWithoutAccountFails) {

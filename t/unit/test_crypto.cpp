@@ -452,6 +452,41 @@ TEST(Crypto, InspectCertificateFields) {
         acme::Error);
 }
 
+// RFC 9773 appendix A: AKI keyIdentifier 69:88:5B:...:C8:D4 and serial
+// 0x87654321 (DER 00 87 65 43 21) give "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE".
+TEST(Crypto, AriCertificateId) {
+    const PrivateKey& key = key_of(KeyType::ecdsa256);
+    acme::X509Ptr cert(X509_new());
+    X509_set_version(cert.get(), X509_VERSION_3);
+    ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), 0x87654321L);
+    ASN1_TIME_set_string(X509_getm_notBefore(cert.get()), "20240229120000Z");
+    ASN1_TIME_set_string(X509_getm_notAfter(cert.get()), "20500101000000Z");
+    X509_set_pubkey(cert.get(), key.get());
+    const unsigned char kid[] = {0x69, 0x88, 0x5B, 0x6B, 0x87, 0x46, 0x40, 0x41, 0xE1, 0xB3,
+                                 0x7B, 0x84, 0x7B, 0xA0, 0xAE, 0x2C, 0xDE, 0x01, 0xC8, 0xD4};
+    AUTHORITY_KEYID* akid = AUTHORITY_KEYID_new();
+    akid->keyid = ASN1_OCTET_STRING_new();
+    ASN1_OCTET_STRING_set(akid->keyid, kid, sizeof kid);
+    ASSERT_EQ(
+        X509_add1_ext_i2d(cert.get(), NID_authority_key_identifier, akid, 0, X509V3_ADD_DEFAULT),
+        1);
+    AUTHORITY_KEYID_free(akid);
+    X509_sign(cert.get(), key.get(), EVP_sha256());
+    std::unique_ptr<BIO, BioFree> bio(BIO_new(BIO_s_mem()));
+    PEM_write_bio_X509(bio.get(), cert.get());
+    char* data = nullptr;
+    long len = BIO_get_mem_data(bio.get(), &data);
+    acme::CertificateInfo info =
+        acme::inspect_certificate(std::string(data, static_cast<size_t>(len)));
+    EXPECT_EQ(info.ari_cert_id, "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE");
+    EXPECT_EQ(info.serial_hex, "87654321");
+
+    // No AKI (self-signed fallback): no ARI identifier.
+    EXPECT_EQ(
+        acme::inspect_certificate(acme::make_self_signed(key, {dns("a.example")}, 1)).ari_cert_id,
+        "");
+}
+
 TEST(Crypto, CertificateMatchesKey) {
     const PrivateKey& key = key_of(KeyType::ecdsa256);
     std::string pem = acme::make_self_signed(key, {dns("m.example")}, 1);

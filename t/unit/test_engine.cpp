@@ -225,6 +225,50 @@ TEST(Engine, FailureIsLoggedAndRecorded) {
     EXPECT_EQ(meta.get_int("failures"), std::optional<std::int64_t>(2));
 }
 
+TEST(Engine, RetryAfterFromTheStoreIsHonoured) {
+    TempDir tmp;
+    std::vector<Identifier> ids{dns("example.test")};
+    Store store(tmp.path());
+    std::time_t until = std::time(nullptr) + 100;
+    store.write(acme::certificate_basename(ids, KeyType::ecdsa256) + ".json",
+                R"({"failures": 1, "retry_after_until": )" + std::to_string(until) + "}\n");
+    RecordingLogger log;
+    NullBoard board;
+    Engine engine(make_config(tmp.path(), ids), board, log);
+    engine.start();
+    auto line = log.wait_for("needs to be ordered (missing), not before ");
+    ASSERT_TRUE(line) << log.all();
+    EXPECT_NE(line->second.find("(Retry-After)"), std::string::npos) << line->second;
+    // No attempt: it would fail at once against the closed port.
+    EXPECT_FALSE(log.wait_for("failed", std::chrono::milliseconds(500))) << log.all();
+    engine.stop();
+}
+
+TEST(Engine, CompletedSavedOrderIsRemoved) {
+    TempDir tmp;
+    std::vector<Identifier> ids{dns("example.test")};
+    store_certificate(tmp.path(), ids, ids, 90);
+    Store store(tmp.path());
+    std::string base = acme::certificate_basename(ids, KeyType::ecdsa256);
+    // The order that produced the stored key: a crash came before its removal.
+    acme::Json order = acme::Json::object();
+    order.set("url", "https://ca.test/order/1");
+    order.set("key", *store.read(base + ".key"));
+    store.write(base + ".order.json", order.dump(), 0600);
+    // Another certificate's order, still in progress, is left alone.
+    std::string other = acme::certificate_basename({dns("other.test")}, KeyType::ecdsa256);
+    store.write(other + ".order.json", R"({"url": "https://ca.test/order/2"})", 0600);
+
+    RecordingLogger log;
+    NullBoard board;
+    Engine engine(make_config(tmp.path(), ids), board, log);
+    engine.start();
+    ASSERT_TRUE(log.wait_for("is valid until")) << log.all();
+    engine.stop();
+    EXPECT_FALSE(store.read(base + ".order.json"));
+    EXPECT_TRUE(store.read(other + ".order.json"));
+}
+
 TEST(Engine, UnreadableAccountKeyIsReported) {
     TempDir tmp;
     EngineConfig config = make_config(tmp.path(), {dns("example.test")});

@@ -1,0 +1,156 @@
+# Crash safety of orders: kill -9 of the helper, and later of the whole of
+# nginx, while an order waits for validation (the challenge is published
+# and the CA told to validate, finalize not yet sent). The saved order
+# (<base>.order.json) is resumed instead of making another, the certificate
+# is issued, nothing stale is left, and renewals keep working.
+#
+# Pebble validates http-01 through a gate in this test: a small forwarding
+# proxy that holds each validation connection until the test opens it, so
+# the kill happens at a known step of the order.
+use strict;
+use warnings;
+use Test::More;
+use IO::Select;
+use IO::Socket::INET;
+use POSIX ();
+use Time::HiRes qw(time sleep);
+use AcmeTest;
+
+AcmeTest->requires(root => 1, module => 1, pebble => '2.10');
+
+my $t = AcmeTest->new(timeout => 240);
+my $dir = $t->dir;
+my ($gate_open, $gate_hit) = ("$dir/gate-open", "$dir/gate-hit");
+my $gate_pid = start_gate($t->port('gate'), $t->port('http'));
+END { kill 'KILL', $gate_pid if $gate_pid; }
+
+$t->start_pebble(env => { PEBBLE_WFE_NONCEREJECT => 0, PEBBLE_AUTHZREUSE => 0 },
+    config => { httpPort => $t->port('gate'),
+                profiles => { default => { description => 'short', validityPeriod => 30 },
+                              shortlived => undef } });
+$t->write_nginx_conf(<<'EOF2');
+http {
+    acme_issuer pebble {
+        uri %%ACME_URI%%;
+        ssl_trusted_certificate %%PEBBLE_CA%%;
+        state_path %%TESTDIR%%/acme;
+        accept_terms_of_service;
+    }
+    server {
+        listen 127.0.0.1:%%HTTP_PORT%%;
+    }
+    server {
+        listen 127.0.0.1:%%HTTPS_PORT%% ssl;
+        server_name crash.test;
+        acme_certificate pebble;
+    }
+}
+EOF2
+$t->start_nginx;
+my $root = $t->pebble_root;
+my $state = "$dir/acme";
+
+# 1. kill -9 of the helper while the CA validates the first order.
+ok $t->wait_for(sub { -e $gate_hit }, timeout => 30), 'the CA is validating';
+my ($saved) = glob("$state/crash.test-*.order.json");
+ok $saved, 'order in progress saved';
+my $order = JSON::PP::decode_json(slurp($saved));
+like $order->{url}, qr{^https://127\.0\.0\.1:\d+/my-order/}, 'with its URL';
+ok !exists $order->{key}, 'no key yet: finalize not sent';
+my $helper = $t->helper_pid;
+my $mark = $t->log_mark;
+kill 'KILL', $helper;
+ok $t->wait_for(sub { my $p = $t->helper_pid; $p && $p != $helper }, timeout => 10),
+    'helper respawned';
+ok $t->wait_log(qr/acme: resuming order "\Q$order->{url}\E" for certificate "crash\.test" \(pending\)/, 20, $mark),
+    'the new engine resumes the saved order';
+open_gate();
+my $first = $t->wait_for(sub {
+    my $r = $t->tls_get(name => 'crash.test', ca => $root);
+    $r->{verified} ? $r : undef
+}, timeout => 30);
+ok $first, 'certificate issued from the resumed order';
+is $t->pebble_orders, 1, 'no second order';
+ok $t->wait_for(sub { !glob("$state/*.order.json") }, timeout => 5), 'saved order removed';
+
+# 2. kill -9 of all of nginx during a renewal; then start it again.
+close_gate();
+# Pebble's +-24 h ARI window makes a 30 s certificate due at once.
+ok $t->wait_for(sub { -e $gate_hit }, timeout => 40), 'renewal validating';
+($saved) = glob("$state/crash.test-*.order.json");
+$order = JSON::PP::decode_json(slurp($saved));
+my $master = $t->nginx_pids->{master};
+kill 'KILL', -$master;    # the master's process group: master, workers, helper
+$t->stop_nginx;
+$mark = $t->log_mark;
+$t->start_nginx;
+# The new zone lost the published answer: it must be published again
+# before the held validation goes through.
+ok $t->wait_log(qr/acme: resuming order "\Q$order->{url}\E" for certificate "crash\.test" \(pending\)/, 20, $mark),
+    'the restarted nginx resumes the renewal order';
+sleep 0.5;
+open_gate();
+my $renewed = $t->wait_for(sub {
+    my $r = $t->tls_get(name => 'crash.test', ca => $root);
+    $r->{verified} && $r->{serial} ne $first->{serial} ? $r : undef
+}, timeout => 30);
+ok $renewed, 'renewed after the restart';
+ok $t->wait_log(qr/acme: certificate "crash\.test" issued by "pebble"/, 5, $mark), 'issuance logged';
+unlike $t->error_log($mark), qr/acme: certificate "crash\.test" from "pebble" failed/, 'no failed attempt';
+my $orders = $t->pebble_orders;
+
+# 3. Renewals keep working.
+my $later = $t->wait_for(sub {
+    my $r = $t->tls_get(name => 'crash.test', ca => $root);
+    $r->{verified} && $r->{serial} ne $renewed->{serial} ? $r : undef
+}, timeout => 40);
+ok $later, 'and renewed again';
+cmp_ok $t->pebble_orders, '>', $orders, 'with a new order';
+
+done_testing;
+
+sub slurp { local (@ARGV, $/) = @_; <> }
+
+sub open_gate { $t->write_file($gate_open, '') }
+
+sub close_gate { unlink $gate_open, $gate_hit }
+
+# Forwards connections from $port to nginx's http port, each once the
+# gate is open; marks the gate as hit when a connection arrives.
+sub start_gate {
+    my ($port, $to) = @_;
+    my $listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
+        Listen => 16, ReuseAddr => 1) or die "gate: $!";
+    my $pid = fork // die "fork: $!";
+    if ($pid) {
+        close $listen;
+        return $pid;
+    }
+    alarm 0;
+    $SIG{CHLD} = 'IGNORE';
+    # Leftover handlers must not hold the TAP pipe open.
+    open STDOUT, '>', '/dev/null';
+    open STDERR, '>', '/dev/null';
+    while (my $c = $listen->accept) {
+        my $h = fork;
+        next if !defined $h;
+        if ($h) {
+            close $c;
+            next;
+        }
+        if (open my $fh, ">", $gate_hit) { close $fh }
+        my $until = time + 20;
+        sleep 0.05 while !-e $gate_open && time < $until;
+        my $u = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $to) or POSIX::_exit(0);
+        my $sel = IO::Select->new($c, $u);
+        OUTER: while (my @ready = $sel->can_read(10)) {
+            for my $s (@ready) {
+                my $n = sysread($s, my $buf, 65536);
+                last OUTER unless $n;
+                syswrite($s == $c ? $u : $c, $buf);
+            }
+        }
+        POSIX::_exit(0);
+    }
+    POSIX::_exit(0);
+}
