@@ -49,7 +49,7 @@ cmp_ok $delay, '>=', 6 * 3600 - 30, 'next attempt in 6 hours, not 1 minute';
 cmp_ok $delay, '<=', 6 * 3600 * 1.2 + 30, 'with at most 20% jitter';
 
 my $down = $t->wait_log(qr/acme: certificate "down\.test" from "pebble" failed: /, 30);
-like $down, qr/failed: authorization for "down\.test" failed: urn:ietf:params:acme:error:connection: /,
+like $down, qr/failed: authorization for "down\.test" by http-01 failed: urn:ietf:params:acme:error:connection: /,
     'a connection failure for the other certificate';
 my $down_delay = next_attempt($down) - time;
 cmp_ok $down_delay, '>=', 55, 'next attempt in about a minute';

@@ -40,7 +40,7 @@ my $root = $t->pebble_root;
 my $r = $t->wait_for(sub { my $r = $t->tls_get(name => 'volatile.test', ca => $root); $r->{verified} ? $r : undef },
     timeout => 30);
 ok $r, 'certificate issued';
-opendir my $dh, $state;
+opendir(my $dh, $state);
 my @crt = $dh ? grep { /^volatile\.test-.*\.crt$/ } readdir $dh : ();
 is scalar @crt, 1, "stored in $state";
 ok !-e $t->dir . '/off', 'no directory called "off"';

@@ -25,7 +25,9 @@ constexpr std::size_t max_pooled_nonces = 16;
 
 // Total attempts for one POST when the CA keeps answering badNonce (RFC 8555
 // section 6.5 asks clients to retry with the nonce from the error response).
-constexpr int max_post_attempts = 5;
+// Each retry costs one round trip; ten make a give-up unlikely even when a
+// CA rejects a third of all nonces (0.3^10 per request).
+constexpr int max_post_attempts = 10;
 
 // In-place retries of transport errors and 5xx answers: a hiccup of the
 // network or the CA should not cost a whole attempt and its backoff. A

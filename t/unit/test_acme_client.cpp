@@ -253,11 +253,11 @@ TEST_F(AcmeClientTest, BadNonceIsRetriedWithTheNonceItCarried) {
     EXPECT_EQ(session.take_nonce(), "next");
 }
 
-TEST_F(AcmeClientTest, BadNonceGivesUpAfterFiveAttempts) {
+TEST_F(AcmeClientTest, BadNonceGivesUpAfterTenAttempts) {
     registered();
     http.queue_directory();
     http.queue_nonce("n0");
-    for (int i = 1; i <= 5; ++i) {
+    for (int i = 1; i <= 10; ++i) {
         http.queue(400, problem_json("badNonce", "bad", 400),
                    {{"replay-nonce", "n" + std::to_string(i)}});
     }
@@ -267,7 +267,7 @@ TEST_F(AcmeClientTest, BadNonceGivesUpAfterFiveAttempts) {
     } catch (const CaError& e) {
         EXPECT_TRUE(e.problem.is("badNonce"));
     }
-    EXPECT_EQ(http.requests.size(), 2u + 5u);
+    EXPECT_EQ(http.requests.size(), 2u + 10u);
     EXPECT_TRUE(http.responses.empty());
 }
 
