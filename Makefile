@@ -6,6 +6,8 @@
 #   make demo       local Pebble + nginx: watch a certificate being issued
 #   make bench      time-to-certificate and handshake figures (not a test)
 #   make bench-client-hello  cost of the tls-alpn-01 ClientHello check
+#   make bench-variables     $acme_certificate vs static vs per-handshake loading
+#   make bench-idle          helper CPU while idle with 1,000 certificates
 
 SHELL       := /bin/bash
 NGINX_SRC   ?= /usr/share/nginx/src
@@ -24,7 +26,7 @@ CXX         ?= g++
 UNIT_FLAGS  := -std=c++17 -g -O1 -Wall -Wextra -Werror -Isrc -pthread
 UNIT_LIBS   := -lgtest -lgtest_main -lcurl -ljansson -lssl -lcrypto -lresolv -pthread
 
-.PHONY: all install deps unit integration test demo bench bench-client-hello clean format format-check
+.PHONY: all install deps unit integration test demo bench bench-variables bench-idle bench-client-hello clean format format-check
 
 all: $(MODULE)
 
@@ -78,6 +80,14 @@ demo: deps $(MODULE)
 
 bench: deps $(MODULE)
 	ACME_MODULE=$(MODULE) PEBBLE_DIR=$(DEPS)/pebble perl -I t/lib scripts/bench.pl
+
+# $acme_certificate against static files and nginx's per-handshake loading.
+bench-variables: deps $(MODULE)
+	ACME_MODULE=$(MODULE) PEBBLE_DIR=$(DEPS)/pebble perl -I t/lib scripts/bench-variables.pl
+
+# Helper CPU while idle with 1,000 managed certificates (takes minutes).
+bench-idle: deps $(MODULE)
+	ACME_MODULE=$(MODULE) PEBBLE_DIR=$(DEPS)/pebble perl -I t/lib scripts/bench-idle.pl 1000 120
 
 $(BUILD)/bench-client-hello: scripts/bench_client_hello.cpp src/acme/tls_alpn.cpp src/acme/crypto.cpp src/acme/base64url.cpp $(ENGINE_HDRS)
 	@mkdir -p $(BUILD)
