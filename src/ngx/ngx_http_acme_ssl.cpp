@@ -16,7 +16,7 @@
 
 namespace {
 
-constexpr ngx_msec_t swap_check_interval = 250;  // one atomic load per tick and worker
+constexpr ngx_msec_t swap_check_interval = 100;  // one atomic load per tick and worker
 
 struct BioFree {
     void operator()(BIO *b) const { BIO_free(b); }
