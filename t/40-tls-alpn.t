@@ -1,8 +1,10 @@
 # tls-alpn-01 on a server reachable only on TLS (no port-80 listener at
 # all): the certificate is issued with `challenge tls-alpn-01`, while
-# ordinary HTTPS clients on the same listener are served before, during and
-# after the challenge; raw acme-tls/1 clients get the challenge certificate
-# only while a challenge is pending, over TLS 1.2 and TLS 1.3.
+# ordinary HTTPS clients on the same listener (with http2) are served
+# before, during and after the challenge; raw acme-tls/1 clients get the
+# challenge certificate only while a challenge is pending, over TLS 1.2 and
+# TLS 1.3. The listener's default server takes its certificate from
+# variables, then (after reloads) from files, then rejects handshakes.
 use strict;
 use warnings;
 use Test::More;
@@ -85,10 +87,11 @@ http {
         location / { return 200 "alpn\n"; }
     }
     SECOND
+    THIRD
 }
 EOF2
 (my $conf1 = $conf) =~ s/DEFAULT_VAR/default_server/;
-$conf1 =~ s/DEFAULT_STATIC|SECOND//g;
+$conf1 =~ s/DEFAULT_STATIC|SECOND|THIRD//g;
 $t->write_nginx_conf($conf1);
 
 # True when the leaf carries the critical id-pe-acmeIdentifier extension.
@@ -218,6 +221,17 @@ $conf2 =~ s/SECOND/server {
         acme_certificate pebble;
         location \/ { return 200 "second\\n"; }
     }/;
+(my $conf3 = $conf2) =~ s/THIRD/server {
+        listen 127.0.0.1:%%PORT_REJECT%% ssl default_server;
+        ssl_reject_handshake on;
+    }
+    server {
+        listen 127.0.0.1:%%PORT_REJECT%% ssl;
+        server_name third.test;
+        acme_certificate pebble;
+        location \/ { return 200 "third\\n"; }
+    }/;
+$conf2 =~ s/THIRD//;
 $t->write_nginx_conf($conf2);
 $t->reload_nginx;
 my $second = $t->wait_for(sub {
@@ -230,5 +244,26 @@ like $t->error_log($mark), qr/acme: answering tls-alpn-01 challenge for "second\
     'answered in the handshake';
 my $r = $t->tls_get(name => undef, alpn => ['acme-tls/1']);
 like $r->{error} // '', qr/no application protocol/, 'acme-tls/1 without SNI is refused';
+
+# Reload: a listener whose default server rejects handshakes
+# (ssl_reject_handshake), Pebble's validations now relayed there.
+$t->_stop('tls-relay');
+$t->_spawn('tls-relay', [$^X, $relay, $t->port('tls_relay'), $t->port('reject'), 1]);
+$mark = $t->log_mark;
+$t->write_nginx_conf($conf3);
+$t->reload_nginx;
+my $third = $t->wait_for(sub {
+        my $r = $t->tls_get(name => 'third.test', port => $t->port('reject'), ca => $root, request => '/');
+        $r->{verified} ? $r : undef
+    }, timeout => 40);
+ok $third, 'a name behind an ssl_reject_handshake default server is issued with tls-alpn-01';
+is $third->{body}, "third\n", 'and served';
+like $t->error_log($mark), qr/acme: answering tls-alpn-01 challenge for "third\.test"/,
+    'answered in the handshake';
+$r = $t->tls_get(name => 'other.test', port => $t->port('reject'), alpn => ['h2', 'http/1.1']);
+ok !$r->{ok} && $r->{error} !~ /no application protocol/, 'other names are still rejected by nginx';
+$r = $t->tls_get(name => 'other.test', port => $t->port('reject'), alpn => ['acme-tls/1']);
+like $r->{error} // '', qr/no application protocol/, 'acme-tls/1 for them: no_application_protocol';
+unlike $t->error_log, qr/\[(?:alert|crit)\]/, 'no alerts in the error log';
 
 done_testing;

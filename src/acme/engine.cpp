@@ -1162,6 +1162,7 @@ struct Engine::Impl {
             if (a.status == "valid") continue;
             if (a.status != "pending") throw authorization_failure(a, name);
 
+            // Configured types the CA offers and this build can answer.
             std::vector<std::string> offered;
             for (const Challenge& ch : a.challenges) {
                 if (canonical_challenge_type(ch.type) &&

@@ -139,7 +139,7 @@ void ngx_http_acme_tls_alpn_cleanup(void *data) {
     delete static_cast<ngx_http_acme_tls_alpn_t *>(data);
 }
 
-ngx_http_acme_tls_alpn_t *create(ngx_conf_t *cf) {
+ngx_http_acme_tls_alpn_t *create_context(ngx_conf_t *cf) {
     ngx_pool_cleanup_t *cln = ngx_pool_cleanup_add(cf->pool, 0);
     if (cln == nullptr) {
         return nullptr;
@@ -171,7 +171,7 @@ ngx_int_t ngx_http_acme_tls_alpn_add(ngx_conf_t *cf, ngx_http_acme_main_conf_t *
                                      SSL_CTX *ctx) {
     if (amcf->tls_alpn == nullptr) {
         try {
-            amcf->tls_alpn = create(cf);
+            amcf->tls_alpn = create_context(cf);
         } catch (const std::exception &e) {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "acme: %s", e.what());
         }
