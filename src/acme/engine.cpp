@@ -407,6 +407,8 @@ struct Engine::Impl {
                 }
                 // The CA's Retry-After binds a new engine too.
                 c.retry_after_until = j.get_int("retry_after_until").value_or(0);
+                // Rewrites of the .json before the next order keep it.
+                c.profile = j.get_string("profile").value_or("");
                 saved_serial = j.get_string("serial").value_or("");
                 saved_renewal_at = j.get_int("renewal_at").value_or(0);
                 Json ari = j.get("ari_window");
@@ -567,6 +569,14 @@ struct Engine::Impl {
             }
         } catch (const Stopped&) {
             return false;
+        } catch (const std::exception& e) {
+            // Only setting up the HTTP client can get here (attempt() records
+            // its own failures); an order thread must never end in terminate.
+            clients.erase(c.issuer);
+            ++c.failures;  // so that next_due() honours retry_at
+            c.retry_at = std::time(nullptr) + 60;
+            log(LogLevel::error, "acme: certificate " + quoted(c.name) + ": " + e.what() +
+                                     ", next attempt at " + format_time(c.retry_at));
         }
         return true;
     }
@@ -955,9 +965,11 @@ struct Engine::Impl {
 
     // When a challenge fails and the CA offered another configured type for
     // that identifier, a new order tries it at once rather than after the
-    // backoff delay; at most once per further type.
+    // backoff delay. An order stops at its first failed name, so each name
+    // may need its own fallback: at most once per name and further type.
     void run_order_falling_back(CertState& c, HttpClient& http) {
-        std::size_t fallbacks = c.issuer->config->challenges.size();
+        std::size_t fallbacks =
+            c.config->identifiers.size() * (c.issuer->config->challenges.size() - 1) + 1;
         for (;;) {
             try {
                 run_order(c, http);

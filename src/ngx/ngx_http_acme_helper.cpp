@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <ctime>
 #include <exception>
+#include <memory>
 
 #include "acme/engine.h"
 #include "acme/identifier.h"
@@ -19,11 +20,11 @@ namespace {
 // Writes engine messages to nginx's error log files in nginx's own format.
 // The engine thread must not call nginx (its logging updates shared time
 // strings), so this formats the line itself and write()s it: the file
-// descriptors are read on each call, which keeps up with log reopening.
+// descriptors are read on each call, which keeps up with log reopening,
+// and so is the cycle: with master_process off a reload replaces it (and
+// frees the old one) under a running engine.
 class ErrorLogWriter : public acme::Logger {
 public:
-    explicit ErrorLogWriter(ngx_log_t *log) : log_(log) {}
-
     void log(acme::LogLevel level, std::string_view message) override {
         static const char *names[] = {"",     "emerg",  "alert", "crit", "error",
                                       "warn", "notice", "info",  "debug"};
@@ -32,14 +33,15 @@ public:
         struct tm tm;
         localtime_r(&now, &tm);
         char prefix[96];
-        int len = std::snprintf(prefix, sizeof(prefix), "%4d/%02d/%02d %02d:%02d:%02d [%s] %d#%ld: ",
+        int len = std::snprintf(prefix, sizeof(prefix),
+                                "%4d/%02d/%02d %02d:%02d:%02d [%s] %d#%ld: ",
                                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
                                 tm.tm_min, tm.tm_sec, names[n], static_cast<int>(getpid()),
                                 static_cast<long>(syscall(SYS_gettid)));
         std::string line(prefix, len);
         line.append(message.data(), message.size());
         line.push_back('\n');
-        for (ngx_log_t *l = log_; l != nullptr; l = l->next) {
+        for (ngx_log_t *l = ngx_cycle->log; l != nullptr; l = l->next) {
             if (l->file == nullptr || l->file->fd == NGX_INVALID_FILE || n > l->log_level) {
                 continue;
             }
@@ -47,9 +49,6 @@ public:
             (void)ignored;
         }
     }
-
-private:
-    ngx_log_t *log_;
 };
 
 ErrorLogWriter *engine_log;
@@ -150,10 +149,12 @@ ngx_int_t start_engine(ngx_cycle_t *cycle) {
         return NGX_ERROR;
     }
     try {
-        engine_log = new ErrorLogWriter(cycle->log);
-        engine = new acme::Engine(engine_config(amcf), *state, *engine_log);
+        auto log = std::make_unique<ErrorLogWriter>();
+        auto started = std::make_unique<acme::Engine>(engine_config(amcf), *state, *log);
+        started->start();
+        engine_log = log.release();
+        engine = started.release();
         std::atexit(exit_now);
-        engine->start();
     } catch (const std::exception &e) {
         ngx_log_error(NGX_LOG_ALERT, cycle->log, 0, "acme: cannot start the engine: %s",
                       e.what());

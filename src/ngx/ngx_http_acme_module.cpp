@@ -78,24 +78,12 @@ bool equals(const ngx_str_t &s, const char *literal) {
     return s.len == n && ngx_strncmp(s.data, literal, n) == 0;
 }
 
-ngx_str_t copy_string(ngx_pool_t *pool, const std::string &s) {
-    ngx_str_t out{0, nullptr};
-    out.data = static_cast<u_char *>(ngx_pnalloc(pool, s.size() + 1));
-    if (out.data == nullptr) {
-        return out;
-    }
-    ngx_memcpy(out.data, s.data(), s.size());
-    out.data[s.size()] = '\0';
-    out.len = s.size();
-    return out;
-}
-
 // A file name made absolute against the prefix, NUL-terminated.
 ngx_int_t full_name(ngx_conf_t *cf, ngx_str_t *name) {
     if (ngx_conf_full_name(cf->cycle, name, 1) != NGX_OK) {
         return NGX_ERROR;
     }
-    *name = copy_string(cf->pool, ngx_http_acme_string(*name));
+    *name = ngx_http_acme_pstrdup(cf->pool, ngx_http_acme_string(*name));
     return name->data ? NGX_OK : NGX_ERROR;
 }
 
@@ -239,7 +227,7 @@ char *ngx_http_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *, void *conf) {
     if (issuer->state_path.len == 0) {
         std::string path =
             std::string(NGX_HTTP_ACME_STATE_PREFIX "/") + ngx_http_acme_string(issuer->name);
-        issuer->state_path = copy_string(cf->pool, path);
+        issuer->state_path = ngx_http_acme_pstrdup(cf->pool, path);
         if (issuer->state_path.data == nullptr) {
             return static_cast<char *>(NGX_CONF_ERROR);
         }
@@ -255,24 +243,6 @@ char *issuer_set_once(ngx_conf_t *cf, ngx_str_t *field, const ngx_str_t &value) 
     }
     *field = value;
     return NGX_CONF_OK;
-}
-
-// Reads a whole file named in the configuration; false (with errno) on failure.
-bool read_conf_file(const ngx_str_t &file, std::string *out) {
-    ngx_fd_t fd = ngx_open_file(file.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-    if (fd == NGX_INVALID_FILE) {
-        return false;
-    }
-    out->clear();
-    u_char buf[4096];
-    ssize_t got;
-    while ((got = read(fd, buf, sizeof(buf))) > 0) {
-        out->append(reinterpret_cast<char *>(buf), got);
-    }
-    ngx_err_t err = ngx_errno;
-    ngx_close_file(fd);
-    ngx_set_errno(err);
-    return got == 0;
 }
 
 // external_account_key KID FILE|data:KEY [alg=HS256|HS384|HS512]. The MAC
@@ -308,7 +278,7 @@ char *issuer_external_account_key(ngx_conf_t *cf, ngx_http_acme_issuer_t *issuer
         if (full_name(cf, &file) != NGX_OK) {
             return static_cast<char *>(NGX_CONF_ERROR);
         }
-        if (!read_conf_file(file, &text)) {
+        if (!ngx_http_acme_read_file(file, &text)) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
                                "cannot read external_account_key \"%s\"", file.data);
             return static_cast<char *>(NGX_CONF_ERROR);
@@ -346,7 +316,7 @@ char *issuer_external_account_key(ngx_conf_t *cf, ngx_http_acme_issuer_t *issuer
         return static_cast<char *>(NGX_CONF_ERROR);
     }
     issuer->eab_kid = value[1];
-    issuer->eab_mac_key = copy_string(cf->pool, key);
+    issuer->eab_mac_key = ngx_http_acme_pstrdup(cf->pool, key);
     return issuer->eab_mac_key.data ? NGX_CONF_OK : static_cast<char *>(NGX_CONF_ERROR);
 }
 
@@ -393,7 +363,7 @@ char *ngx_http_acme_issuer_directive(ngx_conf_t *cf, ngx_command_t *, void *conf
         if (contact.find(':') == std::string::npos) {
             contact = "mailto:" + contact;
         }
-        *c = copy_string(cf->pool, contact);
+        *c = ngx_http_acme_pstrdup(cf->pool, contact);
         return c->data ? NGX_CONF_OK : static_cast<char *>(NGX_CONF_ERROR);
     }
 
@@ -424,19 +394,12 @@ char *ngx_http_acme_issuer_directive(ngx_conf_t *cf, ngx_command_t *, void *conf
             return static_cast<char *>(NGX_CONF_ERROR);
         }
         // Checked here so that nginx -t reports it; the engine reads it again.
-        ngx_fd_t fd = ngx_open_file(file.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-        if (fd == NGX_INVALID_FILE) {
+        std::string pem;
+        if (!ngx_http_acme_read_file(file, &pem)) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno, "cannot read account_key \"%s\"",
                                file.data);
             return static_cast<char *>(NGX_CONF_ERROR);
         }
-        std::string pem;
-        u_char buf[4096];
-        ssize_t got;
-        while ((got = read(fd, buf, sizeof(buf))) > 0) {
-            pem.append(reinterpret_cast<char *>(buf), got);
-        }
-        ngx_close_file(fd);
         try {
             acme::PrivateKey::from_pem(pem);
         } catch (const std::exception &e) {
@@ -476,7 +439,7 @@ char *ngx_http_acme_issuer_directive(ngx_conf_t *cf, ngx_command_t *, void *conf
             if (c == nullptr) {
                 return static_cast<char *>(NGX_CONF_ERROR);
             }
-            *c = copy_string(cf->pool, *type);
+            *c = ngx_http_acme_pstrdup(cf->pool, *type);
             if (c->data == nullptr) {
                 return static_cast<char *>(NGX_CONF_ERROR);
             }
@@ -497,9 +460,9 @@ char *ngx_http_acme_issuer_directive(ngx_conf_t *cf, ngx_command_t *, void *conf
             // per configuration file: nothing persists across reboots.
             std::string conf_id =
                 acme::hex(acme::sha256(ngx_http_acme_string(cf->cycle->conf_file))).substr(0, 8);
-            issuer->state_path =
-                copy_string(cf->pool, std::string(NGX_HTTP_ACME_RUN_PREFIX "/") + conf_id + "/" +
-                                          ngx_http_acme_string(issuer->name));
+            std::string path = std::string(NGX_HTTP_ACME_RUN_PREFIX "/") + conf_id + "/" +
+                               ngx_http_acme_string(issuer->name);
+            issuer->state_path = ngx_http_acme_pstrdup(cf->pool, path);
             return issuer->state_path.data ? NGX_CONF_OK : static_cast<char *>(NGX_CONF_ERROR);
         }
         ngx_str_t path = value[1];
@@ -653,7 +616,7 @@ ngx_int_t push_identifier(ngx_conf_t *cf, ngx_array_t *ids, const std::string &t
     if (slot == nullptr) {
         return NGX_ERROR;
     }
-    *slot = copy_string(cf->pool, id.value);
+    *slot = ngx_http_acme_pstrdup(cf->pool, id.value);
     return slot->data ? NGX_OK : NGX_ERROR;
 }
 
@@ -893,7 +856,8 @@ char *merge_certificates(ngx_conf_t *cf, void *child) {
                 return static_cast<char *>(NGX_CONF_ERROR);
             }
         }
-        cert->basename = copy_string(cf->pool, acme::certificate_basename(ids, cert->key_type));
+        cert->basename =
+            ngx_http_acme_pstrdup(cf->pool, acme::certificate_basename(ids, cert->key_type));
         if (cert->basename.data == nullptr) {
             return static_cast<char *>(NGX_CONF_ERROR);
         }
@@ -994,9 +958,33 @@ ngx_int_t collect_resolvers(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf) {
         if (slot == nullptr) {
             return NGX_ERROR;
         }
-        *slot = copy_string(cf->pool, std::string(reinterpret_cast<char *>(text), len));
+        *slot = ngx_http_acme_pstrdup(cf->pool, std::string(reinterpret_cast<char *>(text), len));
     }
     return NGX_OK;
+}
+
+// Servers with the same names, key type and issuer share one certificate,
+// ordered with the settings of the first of them: say so when others differ.
+void warn_shared_certificates(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf) {
+    auto **certs = static_cast<ngx_http_acme_cert_t **>(amcf->certs.elts);
+    for (ngx_uint_t i = 1; i < amcf->certs.nelts; i++) {
+        for (ngx_uint_t k = 0; k < i; k++) {
+            const ngx_http_acme_cert_t &a = *certs[k], &b = *certs[i];
+            if (a.issuer != b.issuer ||
+                ngx_http_acme_string(a.basename) != ngx_http_acme_string(b.basename)) {
+                continue;
+            }
+            if (ngx_http_acme_string(a.profile) != ngx_http_acme_string(b.profile) ||
+                a.renew_before.seconds != b.renew_before.seconds ||
+                a.renew_before.percent != b.renew_before.percent) {
+                ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                              "acme_certificate in %s:%ui shares its certificate with the one in "
+                              "%s:%ui, whose profile= and renew= are used",
+                              b.file, b.line, a.file, a.line);
+            }
+            break;
+        }
+    }
 }
 
 ngx_int_t ngx_http_acme_postconfiguration(ngx_conf_t *cf) {
@@ -1022,6 +1010,7 @@ ngx_int_t ngx_http_acme_postconfiguration(ngx_conf_t *cf) {
     if (amcf->certs.nelts == 0) {
         return NGX_OK;
     }
+    warn_shared_certificates(cf, amcf);
     if (collect_resolvers(cf, amcf) != NGX_OK || ngx_http_acme_add_zone(cf, amcf) != NGX_OK ||
         ngx_http_acme_http01_init(cf) != NGX_OK || ngx_http_acme_add_helper(cf, amcf) != NGX_OK) {
         return NGX_ERROR;

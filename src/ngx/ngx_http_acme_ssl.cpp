@@ -111,20 +111,6 @@ bool install(SSL_CTX *ctx, const Loaded &pair) {
            1;
 }
 
-bool read_file(const ngx_str_t &path, std::string *out) {
-    int fd = open(reinterpret_cast<const char *>(path.data), O_RDONLY | O_CLOEXEC);
-    if (fd == -1) {
-        return false;
-    }
-    out->clear();
-    char buf[8192];
-    ssize_t n;
-    while ((n = read(fd, buf, sizeof(buf))) > 0) {
-        out->append(buf, n);
-    }
-    close(fd);
-    return n == 0;
-}
 
 // Reads both files of a stored certificate; false when either is missing.
 bool read_pair(const ngx_http_acme_served_t &served, std::string *crt, std::string *key,
@@ -132,34 +118,28 @@ bool read_pair(const ngx_http_acme_served_t &served, std::string *crt, std::stri
     if (stat(reinterpret_cast<const char *>(served.crt_path.data), st) != 0) {
         return false;
     }
-    return read_file(served.crt_path, crt) && read_file(served.key_path, key);
+    return ngx_http_acme_read_file(served.crt_path, crt) &&
+           ngx_http_acme_read_file(served.key_path, key);
 }
 
-ngx_str_t copy_to_pool(ngx_pool_t *pool, const std::string &s) {
-    ngx_str_t out{0, static_cast<u_char *>(ngx_pnalloc(pool, s.size() + 1))};
-    if (out.data != nullptr) {
-        ngx_memcpy(out.data, s.c_str(), s.size() + 1);
-        out.len = s.size();
-    }
-    return out;
-}
 
 ngx_str_t join_path(ngx_pool_t *pool, const ngx_str_t &dir, const ngx_str_t &base,
                     const char *suffix) {
-    return copy_to_pool(pool,
+    return ngx_http_acme_pstrdup(pool,
                         ngx_http_acme_string(dir) + "/" + ngx_http_acme_string(base) + suffix);
 }
 
 // Loads the stored certificate into every context that serves it, if it
 // changed since it was last installed. Runs in workers, on the event loop.
-void refresh(ngx_http_acme_served_t *served, ngx_log_t *log) {
+// False when it should be tried again at the next check.
+bool refresh(ngx_http_acme_served_t *served, ngx_log_t *log) {
     std::string crt, key;
     struct stat st;
     if (!read_pair(*served, &crt, &key, &st)) {
-        return;
+        return true;  // nothing stored (yet): the fallback stays
     }
     if (st.st_mtime == served->mtime && st.st_ino == served->inode) {
-        return;
+        return true;
     }
     Loaded pair;
     std::string error;
@@ -168,7 +148,7 @@ void refresh(ngx_http_acme_served_t *served, ngx_log_t *log) {
         // can only be a renewal in progress: the next tick sees both.
         ngx_log_error(NGX_LOG_INFO, log, 0, "acme: certificate \"%s\" not installed yet: %s",
                       served->crt_path.data, error.c_str());
-        return;
+        return false;
     }
     auto **ctxs = static_cast<SSL_CTX **>(served->ctxs.elts);
     for (ngx_uint_t i = 0; i < served->ctxs.nelts; i++) {
@@ -176,7 +156,7 @@ void refresh(ngx_http_acme_served_t *served, ngx_log_t *log) {
             ngx_ssl_error(NGX_LOG_ALERT, log, 0,
                           const_cast<char *>("acme: SSL_CTX_use_cert_and_key(\"%s\") failed"),
                           served->crt_path.data);
-            return;
+            return false;
         }
     }
     served->mtime = st.st_mtime;
@@ -186,6 +166,7 @@ void refresh(ngx_http_acme_served_t *served, ngx_log_t *log) {
     }
     ngx_log_error(NGX_LOG_INFO, log, 0, "acme: installed certificate \"%s\"",
                   served->crt_path.data);
+    return true;
 }
 
 ngx_event_t swap_event;
@@ -205,9 +186,13 @@ void swap_check(ngx_event_t *ev) {
             auto *served = static_cast<ngx_http_acme_served_t *>(amcf->served.elts);
             for (ngx_uint_t i = 0; i < amcf->served.nelts; i++) {
                 uint64_t gen = state->generation(ngx_http_acme_string(served[i].basename));
-                if (gen != served[i].generation) {
+                if (gen == served[i].generation) {
+                    continue;
+                }
+                if (refresh(&served[i], ev->log)) {
                     served[i].generation = gen;
-                    refresh(&served[i], ev->log);
+                } else {
+                    seen_global = 0;  // look again at the next check
                 }
             }
         }
@@ -221,6 +206,32 @@ void swap_check(ngx_event_t *ev) {
 }
 
 }  // namespace
+
+ngx_str_t ngx_http_acme_pstrdup(ngx_pool_t *pool, const std::string &s) {
+    ngx_str_t out{0, static_cast<u_char *>(ngx_pnalloc(pool, s.size() + 1))};
+    if (out.data != nullptr) {
+        ngx_memcpy(out.data, s.c_str(), s.size() + 1);
+        out.len = s.size();
+    }
+    return out;
+}
+
+bool ngx_http_acme_read_file(const ngx_str_t &path, std::string *out) {
+    int fd = open(reinterpret_cast<const char *>(path.data), O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+        return false;
+    }
+    out->clear();
+    char buf[8192];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof(buf))) > 0) {
+        out->append(buf, n);
+    }
+    int err = errno;
+    close(fd);
+    errno = err;
+    return n == 0;
+}
 
 char *ngx_http_acme_add_fallback(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
                                  acme::KeyType type) {
@@ -353,7 +364,7 @@ ngx_int_t ngx_http_acme_session_context(ngx_conf_t *cf, ngx_http_acme_srv_conf_t
     for (ngx_uint_t i = 0; i < ascf->certs->nelts; i++) {
         id += " " + ngx_http_acme_string(certs[i]->basename);
     }
-    ngx_str_t sess_ctx = copy_to_pool(cf->pool, id);
+    ngx_str_t sess_ctx = ngx_http_acme_pstrdup(cf->pool, id);
     if (sess_ctx.data == nullptr) {
         return NGX_ERROR;
     }

@@ -1,6 +1,8 @@
 // The shared memory zone that carries http-01 answers and certificate
 // generations from the engine to the workers (acme::SharedState inside an
 // nginx zone).
+#include <new>
+
 #include "ngx/ngx_http_acme.h"
 
 namespace {
@@ -39,7 +41,8 @@ ngx_int_t ngx_http_acme_init_zone(ngx_shm_zone_t *zone, void *) {
 }  // namespace
 
 ngx_int_t ngx_http_acme_add_zone(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf) {
-    amcf->zone = ngx_shared_memory_add(cf, &amcf->zone_name, amcf->zone_size, &ngx_http_acme_module);
+    amcf->zone =
+        ngx_shared_memory_add(cf, &amcf->zone_name, amcf->zone_size, &ngx_http_acme_module);
     if (amcf->zone == nullptr) {
         return NGX_ERROR;
     }
@@ -64,9 +67,11 @@ acme::SharedState *ngx_http_acme_shared_state(ngx_cycle_t *cycle) {
     }
     if (state == nullptr || state_area != amcf->zone->data) {
         delete state;
+        // Called from request and event handlers: no exception may escape.
         auto *area = static_cast<u_char *>(amcf->zone->data);
-        state = new acme::SharedState(area + area_header, *reinterpret_cast<size_t *>(area));
-        state_area = amcf->zone->data;
+        state = new (std::nothrow)
+            acme::SharedState(area + area_header, *reinterpret_cast<size_t *>(area));
+        state_area = state ? amcf->zone->data : nullptr;
     }
     return state;
 }
