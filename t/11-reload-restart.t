@@ -11,12 +11,7 @@ my $t = AcmeTest->new(timeout => 180);
 $t->start_pebble(env => { PEBBLE_WFE_NONCEREJECT => 0 });
 my $conf = <<'EOF2';
 http {
-    acme_issuer pebble {
-        uri %%ACME_URI%%;
-        ssl_trusted_certificate %%PEBBLE_CA%%;
-        state_path %%TESTDIR%%/acme;
-        accept_terms_of_service;
-    }
+    %%PEBBLE_ISSUER%%
     server {
         listen 127.0.0.1:%%HTTP_PORT%%;
         return 301 https://$host$request_uri;

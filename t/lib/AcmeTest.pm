@@ -218,6 +218,9 @@ writes its own C<load_module> with C<< module => 0 >>), C<%%HTTP_PORT%%>,
 C<%%HTTPS_PORT%%>, C<%%ACME_URI%%>, C<%%PEBBLE_CA%%>, C<%%TESTDIR%%>,
 C<%%DNS_PORT%%>, C<%%PEBBLE_ROOT%%> (only while Pebble runs) and
 C<%%PORT_NAME%%> for any other port name. An unknown C<%%WORD%%> dies.
+A line holding only C<%%PEBBLE_ISSUER%%> becomes the issuer most tests use:
+C<acme_issuer pebble> with C<uri %%ACME_URI%%>, C<ssl_trusted_certificate
+%%PEBBLE_CA%%>, C<state_path %%TESTDIR%%/acme> and C<accept_terms_of_service>.
 
 Workers, and the helper process, run as nobody: what they read must be
 world-readable (files the harness writes are), and what they write must be
@@ -933,6 +936,15 @@ sub pebble_orders {
 # ---------------------------------------------------------------------------
 # nginx
 
+my $PEBBLE_ISSUER = <<'EOF';
+    acme_issuer pebble {
+        uri %%ACME_URI%%;
+        ssl_trusted_certificate %%PEBBLE_CA%%;
+        state_path %%TESTDIR%%/acme;
+        accept_terms_of_service;
+    }
+EOF
+
 sub write_nginx_conf {
     my ($self, $template, %opt) = @_;
     my $d = $self->{dir};
@@ -955,6 +967,9 @@ sub write_nginx_conf {
     $sub{PEBBLE_ROOT} = $self->pebble_root if $self->{pebble_running};
 
     my $conf = $template;
+    # The issuer most tests use, as a block of its own: expanded first, its
+    # placeholders are then substituted like the rest.
+    $conf =~ s/^[ \t]*%%PEBBLE_ISSUER%%[ \t]*\n/$PEBBLE_ISSUER/m;
     $conf =~ s/%%PORT_([A-Za-z0-9_]+)%%/$self->port(lc $1)/ge;
     $conf =~ s/%%([A-Z0-9_]+)%%/exists $sub{$1} ? $sub{$1} : die "AcmeTest: unknown %%$1%% in nginx config\n"/ge;
     $conf =~ s{^(\s*http\s*\{)}{$1\n    access_log $d/access.log;}m;
