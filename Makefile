@@ -21,6 +21,7 @@ ENGINE_HDRS := $(wildcard src/acme/*.h)
 GLUE_SRCS   := $(wildcard src/ngx/*.cpp)
 GLUE_HDRS   := $(wildcard src/ngx/*.h)
 UNIT_SRCS   := $(wildcard t/unit/*.cpp)
+UNIT_HDRS   := $(wildcard t/unit/*.h)
 
 CXX         ?= g++
 UNIT_FLAGS  := -std=c++17 -g -O1 -Wall -Wextra -Werror -Isrc -pthread
@@ -55,7 +56,7 @@ deps:
 
 UNIT_OBJS   := $(patsubst %.cpp,$(BUILD)/unit/%.o,$(ENGINE_SRCS) $(UNIT_SRCS))
 
-$(BUILD)/unit/%.o: %.cpp $(ENGINE_HDRS)
+$(BUILD)/unit/%.o: %.cpp $(ENGINE_HDRS) $(UNIT_HDRS)
 	@mkdir -p $(dir $@)
 	$(CXX) $(UNIT_FLAGS) -c -o $@ $<
 
@@ -97,10 +98,10 @@ bench-client-hello: $(BUILD)/bench-client-hello
 	$(BUILD)/bench-client-hello
 
 format:
-	clang-format -i $(ENGINE_SRCS) $(ENGINE_HDRS) $(GLUE_SRCS) $(GLUE_HDRS) $(UNIT_SRCS)
+	clang-format -i $(ENGINE_SRCS) $(ENGINE_HDRS) $(GLUE_SRCS) $(GLUE_HDRS) $(UNIT_SRCS) $(UNIT_HDRS)
 
 format-check:
-	clang-format --dry-run --Werror $(ENGINE_SRCS) $(ENGINE_HDRS) $(GLUE_SRCS) $(GLUE_HDRS) $(UNIT_SRCS)
+	clang-format --dry-run --Werror $(ENGINE_SRCS) $(ENGINE_HDRS) $(GLUE_SRCS) $(GLUE_HDRS) $(UNIT_SRCS) $(UNIT_HDRS)
 
 clean:
 	rm -rf $(BUILD)

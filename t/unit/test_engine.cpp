@@ -16,6 +16,7 @@
 #include "acme/engine.h"
 #include "acme/json.h"
 #include "acme/store.h"
+#include "temp_dir.h"
 
 namespace {
 
@@ -27,21 +28,6 @@ using acme::KeyType;
 using acme::PrivateKey;
 using acme::Store;
 using Clock = std::chrono::steady_clock;
-
-class TempDir {
-public:
-    TempDir() {
-        char tmpl[] = "/tmp/acme-engine-test.XXXXXX";
-        char* d = ::mkdtemp(tmpl);
-        if (d == nullptr) throw std::runtime_error("mkdtemp failed");
-        path_ = d;
-    }
-    ~TempDir() { std::system(("rm -rf '" + path_ + "'").c_str()); }
-    const std::string& path() const { return path_; }
-
-private:
-    std::string path_;
-};
 
 // Collects log lines and lets the test wait for one.
 class RecordingLogger : public acme::Logger {

@@ -14,27 +14,13 @@
 #include "acme/error.h"
 #include "acme/identifier.h"
 #include "acme/store.h"
+#include "temp_dir.h"
 
 namespace {
 
 using acme::Identifier;
 using acme::KeyType;
 using acme::Store;
-
-class TempDir {
-public:
-    TempDir() {
-        char tmpl[] = "/tmp/acme-store-test.XXXXXX";
-        char* d = ::mkdtemp(tmpl);
-        if (d == nullptr) throw std::runtime_error("mkdtemp failed");
-        path_ = d;
-    }
-    ~TempDir() { std::system(("rm -rf '" + path_ + "'").c_str()); }
-    const std::string& path() const { return path_; }
-
-private:
-    std::string path_;
-};
 
 std::set<std::string> list(const std::string& dir) {
     std::set<std::string> names;
