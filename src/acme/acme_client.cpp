@@ -380,10 +380,6 @@ std::string AcmeClient::ensure_account(const AccountSettings& settings) {
     return account_url;
 }
 
-Order AcmeClient::new_order(const std::vector<Identifier>& identifiers) {
-    return new_order(identifiers, OrderOptions{});
-}
-
 Order AcmeClient::new_order(const std::vector<Identifier>& identifiers,
                             const OrderOptions& options) {
     const std::string url = directory().new_order;

@@ -137,8 +137,7 @@ public:
     // Throws CaError (e.g. userActionRequired when terms are not accepted).
     std::string ensure_account(const AccountSettings& settings);
 
-    Order new_order(const std::vector<Identifier>& identifiers);
-    Order new_order(const std::vector<Identifier>& identifiers, const OrderOptions& options);
+    Order new_order(const std::vector<Identifier>& identifiers, const OrderOptions& options = {});
     Order get_order(const std::string& url);
     Authorization get_authorization(const std::string& url);
     // Tells the CA to validate (POST {} to the challenge URL).
