@@ -66,8 +66,13 @@ $(BUILD)/unit-tests: $(UNIT_OBJS)
 unit: $(BUILD)/unit-tests
 	$(BUILD)/unit-tests
 
+# On failure, the failed scripts' logs come after prove's summary.
+FAILURE_LOG := $(BUILD)/integration-failures.log
+
 integration: $(MODULE)
-	ACME_MODULE=$(MODULE) PEBBLE_DIR=$(DEPS)/pebble prove -j2 -I t/lib t/
+	@rm -f $(FAILURE_LOG)
+	ACME_MODULE=$(MODULE) PEBBLE_DIR=$(DEPS)/pebble ACME_TEST_FAILURE_LOG=$(abspath $(FAILURE_LOG)) \
+	    prove -j2 -I t/lib t/ || { cat $(FAILURE_LOG) 2>/dev/null; exit 1; }
 
 JOBS        ?= $(shell nproc)
 

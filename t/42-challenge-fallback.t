@@ -55,14 +55,23 @@ is_deeply $meta->{challenge_failures}, { 'fallback.test' => ['tls-alpn-01'] },
     '.json: the challenge type that failed';
 
 # The next order for the certificate (its files gone, then a reload: a new
-# helper process) goes straight to http-01.
-my $mark = $t->log_mark;
-unlink glob $t->dir . '/acme/fallback.test-*.{crt,key}';
-$t->reload_nginx;
-ok $t->wait_log(qr/acme: certificate "fallback\.test" issued/, 30, $mark), 'ordered again after the reload';
-my $after = $t->error_log($mark);
+# helper process) goes straight to http-01. Pebble reuses a valid
+# authorization now and then even with PEBBLE_AUTHZREUSE=0 (about once in a
+# hundred orders), and then nothing is validated: go again in that case.
+my ($issued, $after);
+my $rounds = 0;
+while ($rounds++ < 3) {
+    my $mark = $t->log_mark;
+    unlink glob $t->dir . '/acme/fallback.test-*.{crt,key}';
+    $t->reload_nginx;
+    $issued = $t->wait_log(qr/acme: certificate "fallback\.test" issued/, 30, $mark);
+    $after = $t->error_log($mark);
+    last if !$issued || $after =~ /acme: authorization for "fallback\.test" is valid/;
+    note 'Pebble reused the valid authorization, nothing was validated: once more';
+}
+ok $issued, 'ordered again after the reload';
 like $after, qr/authorization for "fallback\.test" is valid \(http-01\)/, 'by http-01';
 unlike $after, qr/by tls-alpn-01 failed/, 'without trying tls-alpn-01 first';
-is $t->pebble_orders, 3, 'in one order';
+is $t->pebble_orders, 2 + $rounds, 'in one order';
 
 done_testing;

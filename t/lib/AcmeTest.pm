@@ -140,7 +140,10 @@ shortlived => undef } >>. Its ARI window is +-24 hours around two thirds of
 the lifetime, so a certificate of seconds is always due by ARI unless the
 test moves the window (C<set_renewal_window>). Waits until the directory answers. Note that
 Pebble rejects 5% of nonces by default (C<PEBBLE_WFE_NONCEREJECT>) and
-reuses authorizations (C<PEBBLE_AUTHZREUSE>).
+reuses a valid authorization for half of the identifiers
+(C<PEBBLE_AUTHZREUSE>; even with 0 it does so for about 1 in 100, as it
+compares with <=): a test that needs a validation on a later order must
+allow for one without.
 
 =item $t->stop_pebble
 
@@ -521,14 +524,27 @@ END {
     $? = $rc;
 }
 
+# The logs of a failed test go to the TAP output and, when
+# ACME_TEST_FAILURE_LOG names a file, are appended to it: `make integration`
+# prints that file after prove's summary, where a CI log's tail shows it.
 sub _diag_logs {
     my ($self) = @_;
+    my $report = '';
     for my $f (qw(error.log nginx.out pebble.log challtestsrv.log)) {
         my $path = "$self->{dir}/$f";
         next unless -s $path;
         my @lines = split /\n/, _slurp($path);
         my $n = @lines > 40 ? 40 : scalar @lines;
-        Test::More::diag("--- last $n lines of $f ---\n" . join("\n", @lines[-$n .. -1]));
+        my $text = "--- $0: last $n lines of $f ---\n" . join("\n", @lines[-$n .. -1]);
+        Test::More::diag($text);
+        $report .= "$text\n" unless $f eq 'challtestsrv.log';
+    }
+    my $failure_log = $ENV{ACME_TEST_FAILURE_LOG};
+    if ($failure_log && open my $fh, '>>', $failure_log) {
+        my @details = Test::More->builder->details;
+        my @failed = map { $_ + 1 . " ($details[$_]{name})" } grep { !$details[$_]{ok} } 0 .. $#details;
+        print $fh "=== $0: failed: " . join(', ', @failed) . "\n$report";
+        close $fh;
     }
 }
 
