@@ -348,6 +348,13 @@ struct Engine::Impl {
             }
             if (told) log(LogLevel::notice, "acme: state " + quoted(path) + " lock acquired");
         }
+        // Holding every lock means the previous helper is gone. If it was
+        // killed (kill -9, or a reload in the middle of an order) its
+        // answers are still published; a resumed order publishes its own.
+        if (std::size_t stale = board.withdraw_all_challenges()) {
+            log(LogLevel::notice, "acme: withdrew " + std::to_string(stale) +
+                                      " challenge answer(s) left by a previous helper process");
+        }
 
         for (auto& is : issuers) {
             if (std::find(unusable.begin(), unusable.end(), is->config->state_path) !=

@@ -348,6 +348,31 @@ std::optional<TlsAlpnAnswer> SharedState::find_tls_alpn01(std::string_view serve
     return answer;
 }
 
+std::size_t SharedState::withdraw_all_challenges() {
+    if (!formatted()) return 0;
+    Header* h = header();
+    ChallengeSlot* challenges = challenge_table(base_);
+    TlsAlpnSlot* tls_alpn = tls_alpn_table(base_, size_);
+    std::size_t withdrawn = 0;
+    SpinGuard guard(h->lock);
+    for (std::size_t i = 0; i < h->challenge_slots; ++i) {
+        if (challenges[i].in_use) {
+            challenges[i].in_use = 0;
+            challenges[i].token_len = 0;
+            challenges[i].key_authorization_len = 0;
+            ++withdrawn;
+        }
+    }
+    for (std::size_t i = 0; i < h->tls_alpn_slots; ++i) {
+        if (tls_alpn[i].in_use) {
+            tls_alpn[i].in_use = 0;
+            tls_alpn[i].name_len = 0;
+            ++withdrawn;
+        }
+    }
+    return withdrawn;
+}
+
 void SharedState::certificate_updated(std::string_view cert_id) {
     if (!formatted()) return;
     Header* h = header();

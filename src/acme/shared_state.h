@@ -41,6 +41,9 @@ public:
     }
     // A new certificate for this store basename has been written.
     virtual void certificate_updated(std::string_view cert_id) = 0;
+    // Removes every published answer; returns how many there were. For a
+    // new engine: answers left by a helper that was killed are stale.
+    virtual std::size_t withdraw_all_challenges() { return 0; }
 };
 
 class SharedState : public ChallengeBoard {
@@ -76,6 +79,8 @@ public:
     void withdraw_tls_alpn01(std::string_view server_name, std::string_view digest) override;
     // The most recently published answer for a (lower-case) server name.
     std::optional<TlsAlpnAnswer> find_tls_alpn01(std::string_view server_name) const;
+
+    std::size_t withdraw_all_challenges() override;
 
     void certificate_updated(std::string_view cert_id) override;
     // 0 for a certificate never updated since the zone was created.

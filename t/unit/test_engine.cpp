@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -293,6 +294,36 @@ TEST(Engine, WaitsForTheStoreLockAndStopsPromptly) {
     EXPECT_TRUE(log2.wait_for("needs to be ordered (missing)", std::chrono::seconds(5)))
         << log2.all();
     second.stop();
+}
+
+// Answers published by a helper that was killed, as the zone keeps them.
+class LeftoverBoard : public NullBoard {
+public:
+    std::size_t withdraw_all_challenges() override {
+        ++calls;
+        return calls == 1 ? 2 : 0;
+    }
+    std::atomic<int> calls{0};
+};
+
+TEST(Engine, WithdrawsLeftoverAnswersOnceTheStoreIsLocked) {
+    TempDir tmp;
+    auto holder = std::make_unique<Store>(tmp.path());
+    ASSERT_TRUE(holder->try_lock());
+    RecordingLogger log;
+    LeftoverBoard board;
+    Engine engine(make_config(tmp.path(), {dns("example.test")}), board, log);
+    engine.start();
+    ASSERT_TRUE(log.wait_for("waiting")) << log.all();
+    // The holder may be a helper still in the middle of an order.
+    EXPECT_EQ(board.calls.load(), 0);
+    holder.reset();
+    auto line = log.wait_for("left by a previous helper process", std::chrono::seconds(5));
+    ASSERT_TRUE(line) << log.all();
+    EXPECT_EQ(line->second, "acme: withdrew 2 challenge answer(s) left by a previous helper process");
+    EXPECT_EQ(line->first, acme::LogLevel::notice);
+    EXPECT_EQ(board.calls.load(), 1);
+    engine.stop();
 }
 
 TEST(Engine, StopWithoutStartAndTwice) {

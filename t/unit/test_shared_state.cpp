@@ -146,6 +146,26 @@ TEST(SharedState, TlsAlpnPublishFindWithdraw) {
     EXPECT_TRUE(state.find_tls_alpn01("1.0.0.127.in-addr.arpa").has_value());
 }
 
+TEST(SharedState, WithdrawAllChallengesKeepsGenerations) {
+    SharedMemory mem(SharedState::default_size);
+    SharedState state(mem.base(), mem.size());
+    state.format();
+    EXPECT_EQ(state.withdraw_all_challenges(), 0u);
+    ASSERT_TRUE(state.publish_http01("token-a", "token-a.thumb"));
+    ASSERT_TRUE(state.publish_http01("token-b", "token-b.thumb"));
+    ASSERT_TRUE(state.publish_tls_alpn01("example.test", "example.test", std::string(32, 'x')));
+    state.certificate_updated("example.test-1234");
+
+    EXPECT_EQ(state.withdraw_all_challenges(), 3u);
+    EXPECT_FALSE(state.find_http01("token-a").has_value());
+    EXPECT_FALSE(state.find_http01("token-b").has_value());
+    EXPECT_FALSE(state.find_tls_alpn01("example.test").has_value());
+    EXPECT_EQ(state.generation("example.test-1234"), 1u);
+    // The slots are free again.
+    EXPECT_TRUE(state.publish_http01("token-c", "token-c.thumb"));
+    EXPECT_EQ(state.find_http01("token-c").value_or(""), "token-c.thumb");
+}
+
 TEST(SharedState, TlsAlpnNewestAnswerWins) {
     // Two orders for one name (an ECDSA and an RSA certificate) may publish
     // at once: the newest answer is served, and withdrawing it brings the
