@@ -10,19 +10,14 @@
 use strict;
 use warnings;
 use Test::More;
-use IO::Select;
-use IO::Socket::INET;
-use POSIX ();
-use Time::HiRes qw(time sleep);
+use Time::HiRes qw(sleep);
 use AcmeTest;
 
 AcmeTest->requires(root => 1, module => 1, pebble => '2.10');
 
 my $t = AcmeTest->new(timeout => 240);
 my $dir = $t->dir;
-my ($gate_open, $gate_hit) = ("$dir/gate-open", "$dir/gate-hit");
-my $gate_pid = start_gate($t->port('gate'), $t->port('http'));
-END { kill 'KILL', $gate_pid if $gate_pid; }
+my $gate = $t->start_gate(from => $t->port('gate'), to => $t->port('http'));
 
 $t->start_pebble(env => { PEBBLE_WFE_NONCEREJECT => 0, PEBBLE_AUTHZREUSE => 0 },
     config => { httpPort => $t->port('gate'),
@@ -46,7 +41,7 @@ my $root = $t->pebble_root;
 my $state = "$dir/acme";
 
 # 1. kill -9 of the helper while the CA validates the first order.
-ok $t->wait_for(sub { -e $gate_hit }, timeout => 30), 'the CA is validating';
+ok $t->wait_for(sub { $gate->hit }, timeout => 30), 'the CA is validating';
 my ($saved) = glob("$state/crash.test-*.order.json");
 ok $saved, 'order in progress saved';
 my $order = JSON::PP::decode_json(slurp($saved));
@@ -59,7 +54,7 @@ ok $t->wait_for(sub { my $p = $t->helper_pid; $p && $p != $helper }, timeout => 
     'helper respawned';
 ok $t->wait_log(qr/acme: resuming order "\Q$order->{url}\E" for certificate "crash\.test" \(pending\)/, 20, $mark),
     'the new engine resumes the saved order';
-open_gate();
+$gate->open;
 my $first = $t->wait_for(sub {
     my $r = $t->tls_get(name => 'crash.test', ca => $root);
     $r->{verified} ? $r : undef
@@ -69,11 +64,11 @@ is $t->pebble_orders, 1, 'no second order';
 ok $t->wait_for(sub { !glob("$state/*.order.json") }, timeout => 5), 'saved order removed';
 
 # 2. kill -9 of all of nginx during a renewal; then start it again.
-close_gate();
+$gate->close;
 # Pebble's +-24 h ARI window makes a 30 s certificate due at once. Now and
 # then Pebble reuses the valid authorization (even with PEBBLE_AUTHZREUSE=0)
 # and that renewal validates nothing: the next one, moments later, does.
-ok $t->wait_for(sub { -e $gate_hit }, timeout => 60), 'renewal validating';
+ok $t->wait_for(sub { $gate->hit }, timeout => 60), 'renewal validating';
 ($saved) = glob("$state/crash.test-*.order.json");
 $order = JSON::PP::decode_json(slurp($saved));
 my $master = $t->nginx_pids->{master};
@@ -86,7 +81,7 @@ $t->start_nginx;
 ok $t->wait_log(qr/acme: resuming order "\Q$order->{url}\E" for certificate "crash\.test" \(pending\)/, 20, $mark),
     'the restarted nginx resumes the renewal order';
 sleep 0.5;
-open_gate();
+$gate->open;
 my $renewed = $t->wait_for(sub {
     my $r = $t->tls_get(name => 'crash.test', ca => $root);
     $r->{verified} && $r->{serial} ne $first->{serial} ? $r : undef
@@ -107,47 +102,3 @@ cmp_ok $t->pebble_orders, '>', $orders, 'with a new order';
 done_testing;
 
 sub slurp { local (@ARGV, $/) = @_; <> }
-
-sub open_gate { $t->write_file($gate_open, '') }
-
-sub close_gate { unlink $gate_open, $gate_hit }
-
-# Forwards connections from $port to nginx's http port, each once the
-# gate is open; marks the gate as hit when a connection arrives.
-sub start_gate {
-    my ($port, $to) = @_;
-    my $listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
-        Listen => 16, ReuseAddr => 1) or die "gate: $!";
-    my $pid = fork // die "fork: $!";
-    if ($pid) {
-        close $listen;
-        return $pid;
-    }
-    alarm 0;
-    $SIG{CHLD} = 'IGNORE';
-    # Leftover handlers must not hold the TAP pipe open.
-    open STDOUT, '>', '/dev/null';
-    open STDERR, '>', '/dev/null';
-    while (my $c = $listen->accept) {
-        my $h = fork;
-        next if !defined $h;
-        if ($h) {
-            close $c;
-            next;
-        }
-        if (open my $fh, ">", $gate_hit) { close $fh }
-        my $until = time + 20;
-        sleep 0.05 while !-e $gate_open && time < $until;
-        my $u = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $to) or POSIX::_exit(0);
-        my $sel = IO::Select->new($c, $u);
-        OUTER: while (my @ready = $sel->can_read(10)) {
-            for my $s (@ready) {
-                my $n = sysread($s, my $buf, 65536);
-                last OUTER unless $n;
-                syswrite($s == $c ? $u : $c, $buf);
-            }
-        }
-        POSIX::_exit(0);
-    }
-    POSIX::_exit(0);
-}

@@ -197,6 +197,18 @@ Returns the HTTP::Tiny response hash.
 Pebble's output, and the number of its lines that match.
 C<< $t->pebble_orders >> is the number of new orders Pebble accepted.
 
+=item my $gate = $t->start_gate(from => $t->port('gate'), to => $t->port('http'))
+
+A small forwarding proxy from port C<from> to port C<to> (those are the
+defaults) that holds each connection until the test opens it, so that a
+test acts at a known step of an order: start Pebble with C<< config =>
+{ httpPort => $t->port('gate') } >> and its http-01 validations wait at
+the gate. The gate starts closed. C<< $gate->hit >> is true once a
+connection arrived; C<< $gate->open >> lets held and later connections
+through; C<< $gate->close >> holds the next ones again and clears C<hit>.
+A connection held for 20 s goes through anyway. C<< $gate->stop >> stops
+it, otherwise stopped with the other processes; C<< $gate->pid >>.
+
 =back
 
 =head2 nginx
@@ -324,6 +336,7 @@ use File::Path qw(make_path remove_tree);
 use File::Spec;
 use File::Temp qw(tempdir);
 use HTTP::Tiny;
+use IO::Select;
 use IO::Socket::INET;
 use IO::Socket::SSL;
 use JSON::PP;
@@ -948,6 +961,102 @@ sub pebble_orders {
     my ($self) = @_;
     return $self->pebble_log_count(qr/Added order "[^"]+" to the db/);
 }
+
+# ---------------------------------------------------------------------------
+# the gate
+
+sub start_gate {
+    my ($self, %opt) = @_;
+    my $from = $opt{from} // $self->port('gate');
+    my $to = $opt{to} // $self->port('http');
+    my $name = "gate-$from";
+    die "AcmeTest: a gate already listens on $from" if $self->{procs}{$name};
+    my $gate = bless { t => $self, name => $name,
+        open_file => "$self->{dir}/$name.open", hit_file => "$self->{dir}/$name.hit" },
+        'AcmeTest::Gate';
+    $gate->close;
+    my $listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $from,
+        Listen => 16, ReuseAddr => 1) or die "AcmeTest: gate on $from: $!";
+    my $pid = fork // die "fork: $!";
+    if ($pid) {
+        close $listen;
+        $self->{procs}{$name} = { pid => $pid, log => '/dev/null', cmd => ['gate', $from, $to] };
+        $gate->{pid} = $pid;
+        weaken($gate->{t});
+        return $gate;
+    }
+    eval { _gate_main($listen, $to, @{$gate}{qw(open_file hit_file)}) };
+    POSIX::_exit(0);    # a die must not go on running the test script
+}
+
+# Its own process group, so that stopping the gate stops the
+# connections it holds as well.
+sub _gate_main {
+    my ($listen, $to, $open_file, $hit_file) = @_;
+    setpgrp(0, 0);
+    alarm 0;
+    $SIG{$_} = 'DEFAULT' for qw(INT TERM HUP ALRM __DIE__);
+    $SIG{CHLD} = 'IGNORE';
+    # Nothing here may hold the TAP pipe open.
+    my $tb = Test::More->builder;
+    close $_ for grep { defined } $tb->output, $tb->failure_output, $tb->todo_output;
+    open STDIN, '<', '/dev/null';
+    open STDOUT, '>', '/dev/null';
+    open STDERR, '>', '/dev/null';
+    while (1) {
+        my $c = $listen->accept;
+        if (!$c) {
+            next if $! == EINTR;
+            POSIX::_exit(0);
+        }
+        my $h = fork;
+        next if !defined $h;
+        if ($h) {
+            close $c;
+            next;
+        }
+        close $listen;
+        if (open my $fh, '>', $hit_file) { close $fh }
+        my $until = time + 20;
+        sleep 0.05 while !-e $open_file && time < $until;
+        my $u = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $to) or POSIX::_exit(0);
+        my $sel = IO::Select->new($c, $u);
+        OUTER: while (my @ready = $sel->can_read(10)) {
+            for my $s (@ready) {
+                my $n = sysread($s, my $buf, 65536);
+                last OUTER unless $n;
+                syswrite($s == $c ? $u : $c, $buf);
+            }
+        }
+        POSIX::_exit(0);
+    }
+}
+
+package AcmeTest::Gate;
+
+sub pid  { $_[0]{pid} }
+sub hit  { -e $_[0]{hit_file} ? 1 : 0 }
+
+sub open {
+    my ($self) = @_;
+    CORE::open(my $fh, '>', $self->{open_file}) or die "AcmeTest: $self->{open_file}: $!";
+    CORE::close($fh);
+    chmod 0644, $self->{open_file};
+    return 1;
+}
+
+sub close {
+    my ($self) = @_;
+    unlink $self->{open_file}, $self->{hit_file};
+    return 1;
+}
+
+sub stop {
+    my ($self) = @_;
+    $self->{t}->_stop($self->{name}) if $self->{t};
+}
+
+package AcmeTest;
 
 # ---------------------------------------------------------------------------
 # nginx
