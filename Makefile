@@ -77,6 +77,7 @@ integration: $(MODULE)
 JOBS        ?= $(shell nproc)
 
 test: deps
+	$(MAKE) format-check
 	$(MAKE) -j$(JOBS) $(BUILD)/unit-tests $(MODULE)
 	$(MAKE) unit
 	$(MAKE) integration
@@ -106,7 +107,7 @@ format:
 	clang-format -i $(ENGINE_SRCS) $(ENGINE_HDRS) $(GLUE_SRCS) $(GLUE_HDRS) $(UNIT_SRCS) $(UNIT_HDRS)
 
 format-check:
-	clang-format --dry-run --Werror $(ENGINE_SRCS) $(ENGINE_HDRS) $(GLUE_SRCS) $(GLUE_HDRS) $(UNIT_SRCS) $(UNIT_HDRS)
+	@clang-format --dry-run --Werror $(ENGINE_SRCS) $(ENGINE_HDRS) $(GLUE_SRCS) $(GLUE_HDRS) $(UNIT_SRCS) $(UNIT_HDRS)
 
 clean:
 	rm -rf $(BUILD)

@@ -147,7 +147,7 @@ struct CertState {
     const CertificateConfig* config = nullptr;
     IssuerState* issuer = nullptr;
     std::string basename;
-    std::string name;  // first identifier, for log lines
+    std::string name;          // first identifier, for log lines
     RenewBefore renew_before;  // the certificate's, else the issuer's
 
     // Scheduler fields, guarded by Impl::mutex.
@@ -157,7 +157,7 @@ struct CertState {
     // Owned by whoever runs a job for it (in_flight guarantees one at a time).
     int failures = 0;
     ChallengeHistory challenges;
-    std::string profile;  // asked for in the last order, "" for none
+    std::string profile;                // asked for in the last order, "" for none
     std::time_t retry_at = 0;           // next order attempt, when missing or failing
     std::time_t retry_after_until = 0;  // the CA's Retry-After: no order before this
     std::optional<LastError> last_error;
@@ -1039,8 +1039,8 @@ struct Engine::Impl {
             // can still use the certificate.
             key = PrivateKey::generate(c.config->key_type);
             save_order(c, order.url, &*key);
-            order = client.finalize(
-                order, make_csr_der(*key, ids, c.issuer->config->common_name_in_csr));
+            order = client.finalize(order,
+                                    make_csr_der(*key, ids, c.issuer->config->common_name_in_csr));
             check_stop();
             order = wait_order(client, order, {"ready", "processing"});
         } else if (order.status == "processing") {

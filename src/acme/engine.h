@@ -43,14 +43,14 @@ struct IssuerConfig {
     // CA offers alternates; empty: the CA's default chain.
     std::string preferred_chain;
     bool common_name_in_csr = false;  // never for IP identifiers
-    RenewBefore renew_before;            // renew_before_expiry; unset: the default rule
+    RenewBefore renew_before;         // renew_before_expiry; unset: the default rule
 };
 
 struct CertificateConfig {
     std::string issuer;                   // IssuerConfig::name
     std::vector<Identifier> identifiers;  // as configured, first one names the files
     KeyType key_type = KeyType::ecdsa256;
-    std::string profile;  // empty: the issuer's
+    std::string profile;       // empty: the issuer's
     RenewBefore renew_before;  // renew=; unset: the issuer's
 
     std::string basename() const;  // certificate_basename(identifiers, key_type)

@@ -15,13 +15,15 @@ namespace acme {
 struct HttpRequest {
     std::string method = "GET";  // "GET", "HEAD" or "POST"
     std::string url;
-    std::vector<std::pair<std::string, std::string>> headers;  // e.g. {"Content-Type", "application/jose+json"}
+    std::vector<std::pair<std::string, std::string>>
+        headers;  // e.g. {"Content-Type", "application/jose+json"}
     std::string body;
 };
 
 struct HttpResponse {
     long status = 0;
-    std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased, values trimmed, in order
+    std::vector<std::pair<std::string, std::string>>
+        headers;  // names lower-cased, values trimmed, in order
     std::string body;
     std::string effective_url;  // after redirects
 
@@ -42,13 +44,13 @@ public:
 };
 
 struct HttpOptions {
-    std::string user_agent;          // required by RFC 8555 section 6.1
-    std::string ca_file;             // PEM bundle; empty: libcurl's default (system bundle)
-    bool verify = true;              // peer and host name verification
+    std::string user_agent;              // required by RFC 8555 section 6.1
+    std::string ca_file;                 // PEM bundle; empty: libcurl's default (system bundle)
+    bool verify = true;                  // peer and host name verification
     std::vector<std::string> resolvers;  // "ip" or "ip:port"; empty: system resolver
     long connect_timeout_ms = 10000;
     long timeout_ms = 30000;
-    bool follow_redirects = false;   // only the directory fetch follows redirects
+    bool follow_redirects = false;  // only the directory fetch follows redirects
 };
 
 class CurlHttpClient : public HttpClient {
@@ -68,6 +70,7 @@ private:
 // Looks up host (A records) by asking the given DNS servers directly, for
 // nginx's `resolver`; throws acme::Error when no address is found. Used by
 // CurlHttpClient to pin the CA's address with CURLOPT_RESOLVE.
-std::vector<std::string> resolve_host(const std::string& host, const std::vector<std::string>& servers);
+std::vector<std::string> resolve_host(const std::string& host,
+                                      const std::vector<std::string>& servers);
 
 }  // namespace acme

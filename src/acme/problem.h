@@ -12,9 +12,9 @@
 namespace acme {
 
 struct Problem {
-    std::string type;    // full URN, e.g. "urn:ietf:params:acme:error:badNonce"
+    std::string type;  // full URN, e.g. "urn:ietf:params:acme:error:badNonce"
     std::string detail;
-    int status = 0;      // "status" member, or the HTTP status when absent
+    int status = 0;          // "status" member, or the HTTP status when absent
     std::string identifier;  // "dns:example.com" for subproblems, else empty
     std::vector<Problem> subproblems;
 

@@ -36,9 +36,9 @@ struct ngx_http_acme_issuer_t {
     ngx_str_t uri;
     ngx_array_t contacts;  // ngx_str_t, with a scheme
     ngx_flag_t accept_tos;
-    ngx_str_t account_key;  // "ecdsa:256"-style spec or an absolute file name
-    ngx_array_t challenges;  // ngx_str_t, canonical names ("http-01")
-    ngx_str_t state_path;    // absolute, NUL-terminated
+    ngx_str_t account_key;              // "ecdsa:256"-style spec or an absolute file name
+    ngx_array_t challenges;             // ngx_str_t, canonical names ("http-01")
+    ngx_str_t state_path;               // absolute, NUL-terminated
     ngx_str_t ssl_trusted_certificate;  // absolute or empty
     ngx_flag_t ssl_verify;
     ngx_str_t eab_kid;      // external_account_key; empty: none
@@ -49,7 +49,7 @@ struct ngx_http_acme_issuer_t {
     ngx_str_t preferred_chain;
     ngx_flag_t common_name_in_csr;
     acme::RenewBefore renew_before;  // renew_before_expiry; unset: default rule
-    ngx_uint_t used;  // referenced by some acme_certificate
+    ngx_uint_t used;                 // referenced by some acme_certificate
     u_char *file;
     ngx_uint_t line;
 };
@@ -61,10 +61,10 @@ struct ngx_http_acme_cert_t {
     ngx_array_t identifiers;  // ngx_str_t, normalised; filled from server_name when not given
     ngx_uint_t explicit_identifiers;
     acme::KeyType key_type;
-    ngx_str_t profile;   // profile=; empty: the issuer's
+    ngx_str_t profile;               // profile=; empty: the issuer's
     acme::RenewBefore renew_before;  // renew=; unset: the issuer's
-    ngx_str_t basename;  // store file base name, set at merge
-    ngx_uint_t served;   // 1 + index in amcf->served once served, else 0
+    ngx_str_t basename;              // store file base name, set at merge
+    ngx_uint_t served;               // 1 + index in amcf->served once served, else 0
     u_char *file;
     ngx_uint_t line;
 };
@@ -75,9 +75,9 @@ struct ngx_http_acme_served_t {
     ngx_str_t crt_path;  // NUL-terminated
     ngx_str_t key_path;
     ngx_str_t basename;
-    ngx_array_t ctxs;  // SSL_CTX *
+    ngx_array_t ctxs;     // SSL_CTX *
     uint64_t generation;  // shared-zone generation last seen
-    time_t mtime;  // of crt_path when installed (0: fallback in use)
+    time_t mtime;         // of crt_path when installed (0: fallback in use)
     ino_t inode;
     ngx_str_t pem_cert;  // "data:" + what is installed, for $acme_certificate;
     ngx_str_t pem_key;   // empty while the fallback is in use (malloc'd)
@@ -122,8 +122,7 @@ acme::SharedState *ngx_http_acme_shared_state(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_acme_http01_init(ngx_conf_t *cf);
 
 // ngx_http_acme_tls_alpn.cpp
-ngx_int_t ngx_http_acme_tls_alpn_add(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
-                                     SSL_CTX *ctx);
+ngx_int_t ngx_http_acme_tls_alpn_add(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf, SSL_CTX *ctx);
 
 // ngx_http_acme_helper.cpp
 ngx_int_t ngx_http_acme_add_helper(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf);

@@ -33,11 +33,10 @@ public:
         struct tm tm;
         localtime_r(&now, &tm);
         char prefix[96];
-        int len = std::snprintf(prefix, sizeof(prefix),
-                                "%4d/%02d/%02d %02d:%02d:%02d [%s] %d#%ld: ",
-                                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                                tm.tm_min, tm.tm_sec, names[n], static_cast<int>(getpid()),
-                                static_cast<long>(syscall(SYS_gettid)));
+        int len = std::snprintf(
+            prefix, sizeof(prefix), "%4d/%02d/%02d %02d:%02d:%02d [%s] %d#%ld: ", tm.tm_year + 1900,
+            tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, names[n],
+            static_cast<int>(getpid()), static_cast<long>(syscall(SYS_gettid)));
         std::string line(prefix, len);
         line.append(message.data(), message.size());
         line.push_back('\n');
@@ -156,8 +155,7 @@ ngx_int_t start_engine(ngx_cycle_t *cycle) {
         engine = started.release();
         std::atexit(exit_now);
     } catch (const std::exception &e) {
-        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0, "acme: cannot start the engine: %s",
-                      e.what());
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0, "acme: cannot start the engine: %s", e.what());
         return NGX_ERROR;
     }
     ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0, "acme: engine started for %ui certificate(s)",
@@ -175,12 +173,10 @@ ngx_msec_t ngx_http_acme_manager(void *) {
 // mkdir -p for the directories above a state path (nginx creates the last
 // component itself, owned by the worker user).
 ngx_int_t create_parents(ngx_log_t *log, const std::string &path) {
-    for (size_t pos = path.find('/', 1); pos != std::string::npos;
-         pos = path.find('/', pos + 1)) {
+    for (size_t pos = path.find('/', 1); pos != std::string::npos; pos = path.find('/', pos + 1)) {
         std::string dir = path.substr(0, pos);
         if (mkdir(dir.c_str(), 0755) == -1 && errno != EEXIST) {
-            ngx_log_error(NGX_LOG_EMERG, log, ngx_errno, "acme: mkdir(\"%s\") failed",
-                          dir.c_str());
+            ngx_log_error(NGX_LOG_EMERG, log, ngx_errno, "acme: mkdir(\"%s\") failed", dir.c_str());
             return NGX_ERROR;
         }
     }
@@ -224,6 +220,4 @@ ngx_int_t ngx_http_acme_add_helper(ngx_conf_t *cf, ngx_http_acme_main_conf_t *am
     return NGX_OK;
 }
 
-ngx_int_t ngx_http_acme_init_single(ngx_cycle_t *cycle) {
-    return start_engine(cycle);
-}
+ngx_int_t ngx_http_acme_init_single(ngx_cycle_t *cycle) { return start_engine(cycle); }

@@ -73,8 +73,8 @@ ngx_int_t ngx_http_acme_http01_handler(ngx_http_request_t *r) {
     }
     std::optional<std::string> answer;
     try {
-        answer = state->find_http01(
-            std::string_view(reinterpret_cast<const char *>(token), token_len));
+        answer =
+            state->find_http01(std::string_view(reinterpret_cast<const char *>(token), token_len));
     } catch (const std::exception &e) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0, "acme: %s", e.what());
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

@@ -29,10 +29,10 @@ char *ngx_http_acme_shared_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_command_t ngx_http_acme_commands[] = {
     {ngx_string("acme_issuer"), NGX_HTTP_MAIN_CONF | NGX_CONF_BLOCK | NGX_CONF_TAKE1,
      ngx_http_acme_issuer_block, NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
-    {ngx_string("acme_certificate"), NGX_HTTP_SRV_CONF | NGX_CONF_1MORE,
-     ngx_http_acme_certificate, NGX_HTTP_SRV_CONF_OFFSET, 0, nullptr},
-    {ngx_string("acme_shared_zone"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
-     ngx_http_acme_shared_zone, NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
+    {ngx_string("acme_certificate"), NGX_HTTP_SRV_CONF | NGX_CONF_1MORE, ngx_http_acme_certificate,
+     NGX_HTTP_SRV_CONF_OFFSET, 0, nullptr},
+    {ngx_string("acme_shared_zone"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1, ngx_http_acme_shared_zone,
+     NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
     ngx_null_command};
 
 ngx_http_module_t ngx_http_acme_module_ctx = {
@@ -49,6 +49,8 @@ ngx_http_module_t ngx_http_acme_module_ctx = {
 }  // namespace
 
 extern "C" {
+// One hook per line, as in nginx's own modules.
+// clang-format off
 ngx_module_t ngx_http_acme_module = {
     NGX_MODULE_V1,
     &ngx_http_acme_module_ctx,   // module context
@@ -62,6 +64,7 @@ ngx_module_t ngx_http_acme_module = {
     nullptr,                     // exit process
     nullptr,                     // exit master
     NGX_MODULE_V1_PADDING};
+// clang-format on
 }
 
 namespace {
@@ -385,8 +388,8 @@ char *ngx_http_acme_issuer_directive(ngx_conf_t *cf, ngx_command_t *, void *conf
         }
         if (spec.rfind("ecdsa:", 0) == 0 || spec.rfind("rsa:", 0) == 0) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid account_key \"%V\": expected %s or a key file",
-                               &value[1], key_types_expected);
+                               "invalid account_key \"%V\": expected %s or a key file", &value[1],
+                               key_types_expected);
             return static_cast<char *>(NGX_CONF_ERROR);
         }
         ngx_str_t file = value[1];
@@ -917,8 +920,8 @@ char *ngx_http_acme_shared_zone(ngx_conf_t *cf, ngx_command_t *, void *conf) {
     ngx_str_t spec{value[1].len - 5, value[1].data + 5};
     u_char *colon = static_cast<u_char *>(ngx_strlchr(spec.data, spec.data + spec.len, ':'));
     if (colon == nullptr || colon == spec.data) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid zone \"%V\": zone=NAME:SIZE is expected", &value[1]);
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid zone \"%V\": zone=NAME:SIZE is expected",
+                           &value[1]);
         return static_cast<char *>(NGX_CONF_ERROR);
     }
     ngx_str_t size_text{static_cast<size_t>(spec.data + spec.len - colon - 1), colon + 1};

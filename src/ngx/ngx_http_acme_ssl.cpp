@@ -2,11 +2,10 @@
 // certificate installed at configuration time, and the hot swap in each
 // worker when the engine has stored a new one.
 #include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <exception>
 #include <memory>
@@ -54,8 +53,7 @@ bool load_pair(const std::string &crt_pem, const std::string &key_pem, Loaded *o
     ERR_clear_error();  // the loop ends on a "no start line" error
 
     BioPtr kbio(BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())));
-    out->key.reset(kbio ? PEM_read_bio_PrivateKey(kbio.get(), nullptr, nullptr, nullptr)
-                        : nullptr);
+    out->key.reset(kbio ? PEM_read_bio_PrivateKey(kbio.get(), nullptr, nullptr, nullptr) : nullptr);
     if (!out->key) {
         *error = "no private key in the key file";
         ERR_clear_error();
@@ -107,10 +105,8 @@ void forget_all_pem(void *data) {
 }
 
 bool install(SSL_CTX *ctx, const Loaded &pair) {
-    return SSL_CTX_use_cert_and_key(ctx, pair.leaf.get(), pair.key.get(), pair.chain.get(), 1) ==
-           1;
+    return SSL_CTX_use_cert_and_key(ctx, pair.leaf.get(), pair.key.get(), pair.chain.get(), 1) == 1;
 }
-
 
 // Reads both files of a stored certificate; false when either is missing.
 bool read_pair(const ngx_http_acme_served_t &served, std::string *crt, std::string *key,
@@ -122,11 +118,10 @@ bool read_pair(const ngx_http_acme_served_t &served, std::string *crt, std::stri
            ngx_http_acme_read_file(served.key_path, key);
 }
 
-
 ngx_str_t join_path(ngx_pool_t *pool, const ngx_str_t &dir, const ngx_str_t &base,
                     const char *suffix) {
-    return ngx_http_acme_pstrdup(pool,
-                        ngx_http_acme_string(dir) + "/" + ngx_http_acme_string(base) + suffix);
+    return ngx_http_acme_pstrdup(
+        pool, ngx_http_acme_string(dir) + "/" + ngx_http_acme_string(base) + suffix);
 }
 
 // Loads the stored certificate into every context that serves it, if it
@@ -241,8 +236,8 @@ char *ngx_http_acme_add_fallback(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf
             auto key = acme::PrivateKey::generate(type);
             std::string crt = "data:" + acme::make_self_signed(key, {}, 30);
             std::string pem = "data:" + key.to_pem();
-            amcf->fallback_cert[index] = {crt.size(), static_cast<u_char *>(ngx_pnalloc(
-                                                          cf->pool, crt.size()))};
+            amcf->fallback_cert[index] = {crt.size(),
+                                          static_cast<u_char *>(ngx_pnalloc(cf->pool, crt.size()))};
             amcf->fallback_key[index] = {pem.size(),
                                          static_cast<u_char *>(ngx_pnalloc(cf->pool, pem.size()))};
             if (!amcf->fallback_cert[index].data || !amcf->fallback_key[index].data) {
@@ -387,8 +382,8 @@ ngx_int_t ngx_http_acme_init_swap(ngx_cycle_t *cycle) {
     acme::SharedState *state = ngx_http_acme_shared_state(cycle);
     auto *served = static_cast<ngx_http_acme_served_t *>(amcf->served.elts);
     for (ngx_uint_t i = 0; i < amcf->served.nelts; i++) {
-        served[i].generation = state ? state->generation(ngx_http_acme_string(served[i].basename))
-                                     : 0;
+        served[i].generation =
+            state ? state->generation(ngx_http_acme_string(served[i].basename)) : 0;
         refresh(&served[i], cycle->log);
     }
 

@@ -22,8 +22,8 @@ ngx_int_t ngx_http_acme_init_zone(ngx_shm_zone_t *zone, void *) {
     // The slab allocator owns the start of the zone; take all the pages it
     // has left, then lay out SharedState inside them.
     size_t size = shpool->pfree * ngx_pagesize;
-    void *area = size > acme::SharedState::min_size() + area_header ? ngx_slab_alloc(shpool, size)
-                                                                     : nullptr;
+    void *area =
+        size > acme::SharedState::min_size() + area_header ? ngx_slab_alloc(shpool, size) : nullptr;
     if (area == nullptr) {
         ngx_log_error(NGX_LOG_EMERG, zone->shm.log, 0, "acme: zone \"%V\" is too small",
                       &zone->shm.name);

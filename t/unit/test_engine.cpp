@@ -320,7 +320,8 @@ TEST(Engine, WithdrawsLeftoverAnswersOnceTheStoreIsLocked) {
     holder.reset();
     auto line = log.wait_for("left by a previous helper process", std::chrono::seconds(5));
     ASSERT_TRUE(line) << log.all();
-    EXPECT_EQ(line->second, "acme: withdrew 2 challenge answer(s) left by a previous helper process");
+    EXPECT_EQ(line->second,
+              "acme: withdrew 2 challenge answer(s) left by a previous helper process");
     EXPECT_EQ(line->first, acme::LogLevel::notice);
     EXPECT_EQ(board.calls.load(), 1);
     engine.stop();
