@@ -33,6 +33,10 @@ my @workers = sort $t->worker_pids;
 
 my $helper = $t->helper_pid;
 ok $helper, "helper process running ($helper)";
+# What a helper killed in the middle of a store write leaves: the
+# temporary file of a write that was never renamed.
+my $unfinished = $t->dir . "/acme/crash.test-0000.key.tmp.$helper.$helper";
+$t->write_file($unfinished, "half a key\n");
 my $mark = $t->log_mark;
 kill 'KILL', $helper;
 my $respawned = $t->wait_for(sub { my $p = $t->helper_pid; $p && $p != $helper ? $p : undef },
@@ -41,6 +45,10 @@ ok $respawned, 'master respawned the helper';
 ok $t->wait_log(qr/acme: engine started/, 10, $mark), 'engine started again';
 ok $t->wait_log(qr/acme: certificate "crash\.test" is valid until/, 10, $mark),
     'engine resumed from the store';
+ok !-e $unfinished, 'the unfinished write is removed';
+like $t->error_log($mark),
+    qr/acme: removed 1 unfinished file\(s\) a killed helper left in "\Q${\ $t->dir}\E\/acme"/,
+    'and that is logged';
 is_deeply [sort $t->worker_pids], \@workers, 'workers untouched';
 is $t->tls_get(name => 'crash.test', port => $https, ca => $root)->{serial}, $serial,
     'still serving the same certificate';

@@ -346,7 +346,17 @@ struct Engine::Impl {
                     return false;
                 }
             }
+            if (!unusable.empty() && unusable.back() == path) continue;
             if (told) log(LogLevel::notice, "acme: state " + quoted(path) + " lock acquired");
+            try {
+                if (std::size_t n = store->remove_unfinished()) {
+                    log(LogLevel::notice, "acme: removed " + std::to_string(n) +
+                                              " unfinished file(s) a killed helper left in " +
+                                              quoted(path));
+                }
+            } catch (const Error& e) {
+                log(LogLevel::warn, std::string("acme: ") + e.what());
+            }
         }
         // Holding every lock means the previous helper is gone. If it was
         // killed (kill -9, or a reload in the middle of an order) its

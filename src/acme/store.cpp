@@ -2,6 +2,7 @@
 // never see half a certificate), the engine's exclusive lock, and file names.
 #include "store.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -55,6 +56,22 @@ void ensure_dir(const std::string& dir) {
     if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
         throw Error(sys_error("mkdir()", dir, errno));
     }
+}
+
+// Temporary files are "<name>.tmp.<pid>.<tid>".
+constexpr std::string_view temp_marker = ".tmp.";
+
+bool is_temporary(std::string_view name) {
+    std::size_t at = name.rfind(temp_marker);
+    if (at == std::string_view::npos || at == 0) return false;
+    std::string_view ids = name.substr(at + temp_marker.size());
+    std::size_t dot = ids.find('.');
+    auto digits = [](std::string_view s) {
+        return !s.empty() &&
+               std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+    };
+    return dot != std::string_view::npos && digits(ids.substr(0, dot)) &&
+           digits(ids.substr(dot + 1));
 }
 
 void write_all(int fd, std::string_view content, const std::string& path) {
@@ -115,7 +132,7 @@ void Store::write(std::string_view name, std::string_view content, mode_t mode) 
     std::string target = path(name);
     // pid and thread id make the name unique among concurrent writers, so
     // O_EXCL never meets a live writer's file.
-    std::string tmp = target + ".tmp." + std::to_string(::getpid()) + "." +
+    std::string tmp = target + std::string(temp_marker) + std::to_string(::getpid()) + "." +
                       std::to_string(static_cast<long>(::syscall(SYS_gettid)));
 
     int raw = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
@@ -170,6 +187,18 @@ bool Store::try_lock() {
     }
     lock_fd_ = fd;
     return true;
+}
+
+std::size_t Store::remove_unfinished() {
+    DIR* d = ::opendir(dir_.c_str());
+    if (d == nullptr) throw Error(sys_error("opendir()", dir_, errno));
+    std::vector<std::string> found;
+    while (struct dirent* e = ::readdir(d)) {
+        if (is_temporary(e->d_name)) found.emplace_back(e->d_name);
+    }
+    ::closedir(d);
+    for (const std::string& name : found) remove(name);
+    return found.size();
 }
 
 std::string certificate_basename(const std::vector<Identifier>& ids, KeyType key_type) {

@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -47,6 +48,11 @@ public:
     // Exclusive, non-blocking flock on <dir>/.lock, held until destruction.
     // False when another process (engine) holds it.
     bool try_lock();
+
+    // Removes the temporary files of writes that never finished (a writer
+    // killed between create and rename); returns how many. Only for the
+    // holder of the lock: another writer's file may be in progress.
+    std::size_t remove_unfinished();
 
 private:
     std::string dir_;

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <set>
@@ -92,6 +93,26 @@ TEST(Store, FailedWriteLeavesNoTemporaryFile) {
         EXPECT_NE(what.find("directory"), std::string::npos) << what;
     }
     EXPECT_EQ(list(tmp.path()), (std::set<std::string>{"sub"}));
+}
+
+TEST(Store, UnfinishedWritesAreRemoved) {
+    TempDir tmp;
+    Store store(tmp.path());
+    store.write("example.test-1a2b3c4d.crt", "certificate");
+    // What a writer killed between create and rename leaves.
+    for (const char* name : {"example.test-1a2b3c4d.key.tmp.4242.4243", "account.json.tmp.7.7"}) {
+        FILE* f = std::fopen((tmp.path() + "/" + name).c_str(), "w");
+        ASSERT_NE(f, nullptr);
+        std::fclose(f);
+    }
+    // Names that only look alike stay.
+    for (const char* name : {"notes.tmp.txt", "a.tmp.1", "a.tmp.1.x", ".tmp.1.2"}) {
+        store.write(name, "kept");
+    }
+    EXPECT_EQ(store.remove_unfinished(), 2u);
+    EXPECT_EQ(list(tmp.path()), (std::set<std::string>{"example.test-1a2b3c4d.crt", "notes.tmp.txt",
+                                                       "a.tmp.1", "a.tmp.1.x", ".tmp.1.2"}));
+    EXPECT_EQ(store.remove_unfinished(), 0u);
 }
 
 TEST(Store, ReadMissingIsNullopt) {
