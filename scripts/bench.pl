@@ -132,7 +132,8 @@ EOF
 # handshake in flight, so it takes little CPU from nginx and Pebble; passes
 # over all pending names made the measurement slow down what it measured.
 # Returns (seconds until the last name verified, seconds until the first
-# name in order verified, number verified); times from $t0.
+# name in order verified, how many names in order verified before the
+# deadline); times from $t0.
 sub wait_all_verified {
     my ($t, $n, $ca, $t0) = @_;
     my $deadline = $t0 + $WAIT;
@@ -180,7 +181,7 @@ sub managed_run {
         $t->start_nginx;
         $r{up} = time - $t0;
         my ($all, $first, $done) = wait_all_verified($t, $n, $root, $t0);
-        die "only $done of $n names verified after ${WAIT}s\n" unless defined $all;
+        die "only the first $done of $n names verified after ${WAIT}s\n" unless defined $all;
         @r{qw(all first)} = ($all, $first);
         my ($crash) = $t->error_log =~ /^(.*(?:exited on signal|\[alert\]).*)$/m;
         die "$crash\n" if $crash;

@@ -58,9 +58,9 @@ is_deeply $meta->{challenge_failures}, { 'fallback.test' => ['tls-alpn-01'] },
 # helper process) goes straight to http-01. Pebble reuses a valid
 # authorization now and then even with PEBBLE_AUTHZREUSE=0 (about once in a
 # hundred orders), and then nothing is validated: go again in that case.
-my ($issued, $after);
-my $rounds = 0;
-while ($rounds++ < 3) {
+my ($issued, $after, $rounds);
+for my $round (1 .. 3) {
+    $rounds = $round;
     my $mark = $t->log_mark;
     unlink glob $t->dir . '/acme/fallback.test-*.{crt,key}';
     $t->reload_nginx;

@@ -241,6 +241,7 @@ struct Engine::Impl {
     std::vector<std::thread> workers;
     std::size_t idle_workers = 0;
     std::size_t active_orders = 0;
+    bool leftovers_withdrawn = false;  // see withdraw_leftover_answers()
 
     std::map<std::string, std::unique_ptr<Store>> stores;  // by state path
     std::vector<std::unique_ptr<IssuerState>> issuers;
@@ -357,13 +358,6 @@ struct Engine::Impl {
             } catch (const Error& e) {
                 log(LogLevel::warn, std::string("acme: ") + e.what());
             }
-        }
-        // Holding every lock means the previous helper is gone. If it was
-        // killed (kill -9, or a reload in the middle of an order) its
-        // answers are still published; a resumed order publishes its own.
-        if (std::size_t stale = board.withdraw_all_challenges()) {
-            log(LogLevel::notice, "acme: withdrew " + std::to_string(stale) +
-                                      " challenge answer(s) left by a previous helper process");
         }
 
         for (auto& is : issuers) {
@@ -526,10 +520,28 @@ struct Engine::Impl {
                     have_next = true;
                 }
             }
+            if (!leftovers_withdrawn && active_orders == 0) {
+                leftovers_withdrawn = true;
+                withdraw_leftover_answers();
+            }
             auto limit = std::chrono::system_clock::now() + max_idle_wait;
             auto until =
                 have_next ? std::min(limit, std::chrono::system_clock::from_time_t(next)) : limit;
             wake.wait_until(lk, until);
+        }
+    }
+
+    // A helper that was killed (kill -9, or ended by a reload in the middle
+    // of an order) leaves its answers in the zone. They are withdrawn the
+    // first time nothing runs here, not at start-up: a resumed order needs
+    // its answer served until it has published it again, and while no job
+    // runs, nothing in the zone is this engine's. (A reload that dropped a
+    // state_path can leave the old helper running for a moment longer; it
+    // is ended right after, so nothing of value is lost.)
+    void withdraw_leftover_answers() {
+        if (std::size_t n = board.withdraw_all_challenges()) {
+            log(LogLevel::notice, "acme: withdrew " + std::to_string(n) +
+                                      " challenge answer(s) left by a previous helper process");
         }
     }
 

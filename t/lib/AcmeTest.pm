@@ -330,7 +330,7 @@ use warnings;
 
 use Cwd qw(abs_path);
 use Errno qw(EINTR);
-use Fcntl qw(:mode);
+use Fcntl qw(:mode :flock);
 use File::Basename qw(dirname);
 use File::Path qw(make_path remove_tree);
 use File::Spec;
@@ -556,7 +556,10 @@ sub _diag_logs {
     if ($failure_log && open my $fh, '>>', $failure_log) {
         my @details = Test::More->builder->details;
         my @failed = map { $_ + 1 . " ($details[$_]{name})" } grep { !$details[$_]{ok} } 0 .. $#details;
-        print $fh "=== $0: failed: " . join(', ', @failed) . "\n$report";
+        my $what = @failed ? 'failed: ' . join(', ', @failed) : 'died';
+        # Scripts run in parallel: one locked write each, never interleaved.
+        flock $fh, LOCK_EX;
+        syswrite $fh, "=== $0: $what\n$report";
         close $fh;
     }
 }

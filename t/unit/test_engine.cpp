@@ -306,25 +306,28 @@ public:
     std::atomic<int> calls{0};
 };
 
-TEST(Engine, WithdrawsLeftoverAnswersOnceTheStoreIsLocked) {
+TEST(Engine, WithdrawsLeftoverAnswersOnceNothingRuns) {
     TempDir tmp;
+    std::vector<Identifier> ids{dns("example.test")};
+    store_certificate(tmp.path(), ids, ids, 90);
     auto holder = std::make_unique<Store>(tmp.path());
     ASSERT_TRUE(holder->try_lock());
     RecordingLogger log;
     LeftoverBoard board;
-    Engine engine(make_config(tmp.path(), {dns("example.test")}), board, log);
+    Engine engine(make_config(tmp.path(), ids), board, log);
     engine.start();
     ASSERT_TRUE(log.wait_for("waiting")) << log.all();
     // The holder may be a helper still in the middle of an order.
     EXPECT_EQ(board.calls.load(), 0);
     holder.reset();
-    auto line = log.wait_for("left by a previous helper process", std::chrono::seconds(5));
+    auto line = log.wait_for("left by a previous helper process", std::chrono::seconds(10));
     ASSERT_TRUE(line) << log.all();
     EXPECT_EQ(line->second,
               "acme: withdrew 2 challenge answer(s) left by a previous helper process");
     EXPECT_EQ(line->first, acme::LogLevel::notice);
-    EXPECT_EQ(board.calls.load(), 1);
     engine.stop();
+    // Once: later idle moments leave the zone alone.
+    EXPECT_EQ(board.calls.load(), 1);
 }
 
 TEST(Engine, StopWithoutStartAndTwice) {
