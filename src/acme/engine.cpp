@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "acme_client.h"
+#include "cert_record.h"
 #include "challenge.h"
 #include "error.h"
 #include "http.h"
@@ -137,12 +138,6 @@ struct IssuerState {
     bool account_json_checked = false;
 };
 
-struct LastError {
-    std::string type;
-    std::string detail;
-    std::time_t at = 0;
-};
-
 struct CertState {
     const CertificateConfig* config = nullptr;
     IssuerState* issuer = nullptr;
@@ -178,12 +173,6 @@ struct CertState {
         if (!current || failures > 0) return retry_at;
         return ari_check_at != 0 ? std::min(renewal_at, ari_check_at) : renewal_at;
     }
-};
-
-// An order an earlier engine left in progress (<basename>.order.json).
-struct SavedOrder {
-    std::string url;
-    std::optional<PrivateKey> key;  // set once the CSR was sent
 };
 
 // Publishes challenge answers and withdraws them however the order ends.
@@ -410,30 +399,19 @@ struct Engine::Impl {
         std::optional<Window> saved_ari;
         try {
             if (auto meta = store.read(c.basename + store_files::json_suffix)) {
-                Json j = Json::parse(*meta);
+                CertRecord r = parse_cert_record(*meta);
                 // Keep counting failures across restarts, so backoff grows, and
                 // keep away from challenge types that failed.
-                if (auto f = j.get_int("failures")) {
-                    c.failures = static_cast<int>(std::clamp<std::int64_t>(*f, 0, 1000));
-                }
+                c.failures = r.failures;
+                c.challenges = r.challenge_failures;
                 // The CA's Retry-After binds a new engine too.
-                c.retry_after_until = j.get_int("retry_after_until").value_or(0);
+                c.retry_after_until = r.retry_after_until.value_or(0);
                 // Rewrites of the .json before the next order keep it.
-                c.profile = j.get_string("profile").value_or("");
-                saved_serial = j.get_string("serial").value_or("");
-                saved_renewal_at = j.get_int("renewal_at").value_or(0);
-                Json ari = j.get("ari_window");
-                if (ari.is_object()) {
-                    saved_ari =
-                        Window{ari.get_int("start").value_or(0), ari.get_int("end").value_or(0)};
-                }
-                Json e = j.get("last_error");
-                if (e.is_object()) {
-                    c.last_error =
-                        LastError{e.get_string("type").value_or(""),
-                                  e.get_string("detail").value_or(""), e.get_int("at").value_or(0)};
-                }
-                c.challenges.load(j.get("challenge_failures"));
+                c.profile = r.profile;
+                saved_serial = r.serial.value_or("");
+                saved_renewal_at = r.renewal_at.value_or(0);
+                saved_ari = r.ari_window;
+                c.last_error = r.last_error;
             }
         } catch (const std::exception&) {
             // An unreadable metadata file only loses that history.
@@ -753,64 +731,29 @@ struct Engine::Impl {
     }
 
     void write_metadata(const CertState& c, std::time_t now) {
-        Json j = Json::object();
-        Json names = Json::array();
-        for (const Identifier& id : c.config->identifiers) names.push(Json::string(id.value));
-        j.set("names", names);
-        j.set("key_type", key_type_name(c.config->key_type));
-        j.set("issuer", c.issuer->config->name);
-        if (c.profile.empty()) {
-            j.set("profile", Json());
-        } else {
-            j.set("profile", c.profile);
-        }
+        CertRecord r;
+        for (const Identifier& id : c.config->identifiers) r.names.push_back(id.value);
+        r.key_type = key_type_name(c.config->key_type);
+        r.issuer = c.issuer->config->name;
+        r.profile = c.profile;
         if (c.current) {
-            j.set("not_before", static_cast<std::int64_t>(c.current->not_before));
-            j.set("not_after", static_cast<std::int64_t>(c.current->not_after));
-            j.set("serial", c.current->serial_hex);
-            j.set("renewal_at", static_cast<std::int64_t>(c.renewal_at));
-        } else {
-            j.set("not_before", Json());
-            j.set("not_after", Json());
-            j.set("serial", Json());
-            j.set("renewal_at", Json());
+            r.not_before = c.current->not_before;
+            r.not_after = c.current->not_after;
+            r.serial = c.current->serial_hex;
+            r.renewal_at = c.renewal_at;
+            // The CA's window is of this certificate: inspect() trusts it only for the same serial.
+            r.ari_window = c.ari_window;
         }
-        if (c.current && c.ari_window) {
-            Json ari = Json::object();
-            ari.set("start", static_cast<std::int64_t>(c.ari_window->start));
-            ari.set("end", static_cast<std::int64_t>(c.ari_window->end));
-            j.set("ari_window", ari);
-        } else {
-            j.set("ari_window", Json());
-        }
-        if (c.failures > 0) {
-            j.set("next_attempt", static_cast<std::int64_t>(c.retry_at));
-        } else {
-            j.set("next_attempt", Json());
-        }
-        if (c.retry_after_until > now) {
-            j.set("retry_after_until", static_cast<std::int64_t>(c.retry_after_until));
-        } else {
-            j.set("retry_after_until", Json());
-        }
-        j.set("failures", static_cast<std::int64_t>(c.failures));
-        j.set("challenge_failures", c.challenges.to_json());
-        if (c.last_error) {
-            Json e = Json::object();
-            if (c.last_error->type.empty()) {
-                e.set("type", Json());  // a local failure, no ACME problem
-            } else {
-                e.set("type", c.last_error->type);
-            }
-            e.set("detail", c.last_error->detail);
-            e.set("at", static_cast<std::int64_t>(c.last_error->at));
-            j.set("last_error", e);
-        } else {
-            j.set("last_error", Json());
-        }
-        j.set("updated_at", static_cast<std::int64_t>(now));
+        // Only a failing certificate waits for a retry; otherwise renewal_at says when.
+        if (c.failures > 0) r.next_attempt = c.retry_at;
+        // A Retry-After that has passed no longer binds anyone.
+        if (c.retry_after_until > now) r.retry_after_until = c.retry_after_until;
+        r.failures = c.failures;
+        r.challenge_failures = c.challenges;
+        r.last_error = c.last_error;
+        r.updated_at = now;
         try {
-            c.issuer->store->write(c.basename + store_files::json_suffix, j.dump_pretty() + "\n",
+            c.issuer->store->write(c.basename + store_files::json_suffix, format_cert_record(r),
                                    0644);
         } catch (const std::exception& e) {
             log(LogLevel::error, std::string("acme: ") + e.what());
@@ -823,12 +766,7 @@ struct Engine::Impl {
         try {
             auto text = store.read(name);
             if (!text) return std::nullopt;
-            Json j = Json::parse(*text);
-            SavedOrder saved;
-            saved.url = j.get_string("url").value_or("");
-            if (saved.url.empty()) throw Error("no order URL");
-            if (auto pem = j.get_string("key")) saved.key = PrivateKey::from_pem(*pem);
-            return saved;
+            return parse_saved_order(*text);
         } catch (const std::exception& e) {
             // Never let a damaged file block renewals: order anew.
             log(LogLevel::warn,
@@ -840,11 +778,11 @@ struct Engine::Impl {
 
     // Mode 0600: it holds the new private key once the CSR is sent.
     void save_order(const CertState& c, const std::string& url, const PrivateKey* key) {
-        Json j = Json::object();
-        j.set("url", url);
-        if (key != nullptr) j.set("key", key->to_pem());
-        j.set("updated_at", static_cast<std::int64_t>(std::time(nullptr)));
-        c.issuer->store->write(c.basename + store_files::order_suffix, j.dump_pretty() + "\n",
+        SavedOrder saved;
+        saved.url = url;
+        if (key != nullptr) saved.key = *key;
+        saved.updated_at = std::time(nullptr);
+        c.issuer->store->write(c.basename + store_files::order_suffix, format_saved_order(saved),
                                0600);
     }
 
