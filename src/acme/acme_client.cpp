@@ -396,6 +396,19 @@ Order AcmeClient::new_order(const std::vector<Identifier>& identifiers,
     return parse_order(parse_body("newOrder", url, response), std::move(order_url), response);
 }
 
+Order AcmeClient::new_order_replacing(const std::vector<Identifier>& identifiers,
+                                      OrderOptions options, std::string& refused) {
+    refused.clear();
+    try {
+        return new_order(identifiers, options);
+    } catch (const CaError& e) {
+        if (options.replaces.empty() || e.problem.is("rateLimited")) throw;
+        refused = e.what();
+    }
+    options.replaces.clear();
+    return new_order(identifiers, options);
+}
+
 Order AcmeClient::get_order(const std::string& url) {
     HttpResponse response = post(url, "");
     return parse_order(parse_body("order", url, response), url, response);

@@ -138,6 +138,13 @@ public:
     std::string ensure_account(const AccountSettings& settings);
 
     Order new_order(const std::vector<Identifier>& identifiers, const OrderOptions& options = {});
+    // newOrder for a renewal whose options.replaces names the certificate.
+    // ARI must never block a renewal: if the CA refuses the order with any
+    // problem but rateLimited (alreadyReplaced, a certificate it cannot
+    // match, an error of its own), it goes once more without "replaces",
+    // and `refused` gets the CA's reason ("" when it was accepted).
+    Order new_order_replacing(const std::vector<Identifier>& identifiers, OrderOptions options,
+                              std::string& refused);
     Order get_order(const std::string& url);
     Authorization get_authorization(const std::string& url);
     // Tells the CA to validate (POST {} to the challenge URL).

@@ -838,18 +838,16 @@ struct Engine::Impl {
             "acme: ordering certificate " + quoted(c.name) + " from " +
                 quoted(c.issuer->config->name) +
                 (options.replaces.empty() ? "" : " to replace " + options.replaces));
-        try {
-            return client.new_order(ids, options);
-        } catch (const CaError& e) {
-            if (options.replaces.empty() ||
-                !(e.problem.is("alreadyReplaced") || e.problem.is("malformed"))) {
-                throw;
-            }
-            log(LogLevel::info, "acme: the CA refused the order for " + quoted(c.name) +
-                                    " as a replacement (" + e.what() + "), ordering without");
-            options.replaces.clear();
-            return client.new_order(ids, options);
+        if (options.replaces.empty()) return client.new_order(ids, options);
+        std::string refused;
+        Order order = client.new_order_replacing(ids, options, refused);
+        if (!refused.empty()) {
+            // Pebble, for one, refuses serials whose DER form has a leading
+            // zero (serverInternal: it cannot find the certificate).
+            log(LogLevel::notice, "acme: the CA refused the order for " + quoted(c.name) +
+                                      " as a replacement (" + refused + "), ordering without");
         }
+        return order;
     }
 
     PrivateKey load_account_key(const IssuerState& is) {

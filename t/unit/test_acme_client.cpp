@@ -604,6 +604,57 @@ TEST_F(AcmeClientTest, NewOrderPayloadAndLocation) {
     EXPECT_EQ(payload.get_string("replaces"), "aki.serial");
 }
 
+TEST_F(AcmeClientTest, RefusedReplacementIsOrderedWithout) {
+    registered();
+    http.queue_directory();
+    http.queue_nonce("n1");
+    // Pebble's answer for a serial it cannot match, after the in-place retries.
+    for (int i = 2; i <= 4; ++i) {
+        http.queue(500, problem_json("serverInternal", "could not find an order", 500),
+                   {{"replay-nonce", "n" + std::to_string(i)}});
+    }
+    http.queue(201, pending_order, {{"location", order_url}});
+    std::string refused = "stale";
+    Order o = client.new_order_replacing({Identifier{Identifier::Type::dns, "example.test"}},
+                                         OrderOptions{"", "aki.serial"}, refused);
+    EXPECT_EQ(o.url, order_url);
+    EXPECT_NE(refused.find("serverInternal"), std::string::npos) << refused;
+    EXPECT_NE(refused.find("could not find an order"), std::string::npos) << refused;
+    Json first = Json::parse(decode_jws(http.requests[2]).payload);
+    EXPECT_EQ(first.get_string("replaces"), "aki.serial");
+    Json last = Json::parse(decode_jws(http.requests.back()).payload);
+    EXPECT_TRUE(last.get("replaces").is_null());
+}
+
+TEST_F(AcmeClientTest, AcceptedReplacementIsNotRepeated) {
+    registered();
+    http.queue_directory();
+    http.queue_nonce("n1");
+    http.queue(201, pending_order, {{"location", order_url}});
+    std::string refused = "stale";
+    client.new_order_replacing({Identifier{Identifier::Type::dns, "example.test"}},
+                               OrderOptions{"", "aki.serial"}, refused);
+    EXPECT_EQ(refused, "");
+    EXPECT_EQ(http.requests.size(), 3u);  // directory, nonce, newOrder
+}
+
+TEST_F(AcmeClientTest, RateLimitedReplacementIsNotWorkedAround) {
+    registered();
+    http.queue_directory();
+    http.queue_nonce("n1");
+    http.queue(429, problem_json("rateLimited", "too many", 429),
+               {{"replay-nonce", "n2"}, {"retry-after", "3600"}});
+    std::string refused;
+    try {
+        client.new_order_replacing({Identifier{Identifier::Type::dns, "example.test"}},
+                                   OrderOptions{"", "aki.serial"}, refused);
+        FAIL() << "no exception";
+    } catch (const CaError& e) {
+        EXPECT_TRUE(e.problem.is("rateLimited"));
+    }
+    EXPECT_EQ(http.requests.size(), 3u);
+}
+
 TEST_F(AcmeClientTest, NewOrderWithoutOptionsOmitsThem) {
     registered();
     http.queue_directory();
