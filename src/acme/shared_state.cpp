@@ -175,6 +175,18 @@ CertificateSlot* certificate_table(void* base, std::size_t size) {
 
 std::string_view slot_token(const ChallengeSlot& s) { return {s.token, s.token_len}; }
 
+// Frees a slot for the next publication; the caller holds the lock.
+void release(ChallengeSlot& s) {
+    s.in_use = 0;
+    s.token_len = 0;
+    s.key_authorization_len = 0;
+}
+
+void release(TlsAlpnSlot& s) {
+    s.in_use = 0;
+    s.name_len = 0;
+}
+
 bool slot_has(const TlsAlpnSlot& s, std::string_view name, std::string_view digest) {
     return s.in_use && std::string_view(s.name, s.name_len) == name &&
            std::memcmp(s.digest, digest.data(), digest_size) == 0;
@@ -257,11 +269,7 @@ void SharedState::withdraw_http01(std::string_view token) {
     SpinGuard guard(h->lock);
     for (std::size_t i = 0; i < h->challenge_slots; ++i) {
         ChallengeSlot& s = table[i];
-        if (s.in_use && slot_token(s) == token) {
-            s.in_use = 0;
-            s.token_len = 0;
-            s.key_authorization_len = 0;
-        }
+        if (s.in_use && slot_token(s) == token) release(s);
     }
 }
 
@@ -317,10 +325,7 @@ void SharedState::withdraw_tls_alpn01(std::string_view server_name, std::string_
     TlsAlpnSlot* table = tls_alpn_table(base_, size_);
     SpinGuard guard(h->lock);
     for (std::size_t i = 0; i < h->tls_alpn_slots; ++i) {
-        if (slot_has(table[i], server_name, digest)) {
-            table[i].in_use = 0;
-            table[i].name_len = 0;
-        }
+        if (slot_has(table[i], server_name, digest)) release(table[i]);
     }
 }
 
@@ -357,16 +362,13 @@ std::size_t SharedState::withdraw_all_challenges() {
     SpinGuard guard(h->lock);
     for (std::size_t i = 0; i < h->challenge_slots; ++i) {
         if (challenges[i].in_use) {
-            challenges[i].in_use = 0;
-            challenges[i].token_len = 0;
-            challenges[i].key_authorization_len = 0;
+            release(challenges[i]);
             ++withdrawn;
         }
     }
     for (std::size_t i = 0; i < h->tls_alpn_slots; ++i) {
         if (tls_alpn[i].in_use) {
-            tls_alpn[i].in_use = 0;
-            tls_alpn[i].name_len = 0;
+            release(tls_alpn[i]);
             ++withdrawn;
         }
     }
