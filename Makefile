@@ -33,14 +33,17 @@ all: $(MODULE)
 
 # nginx's configure writes a Makefile into its current directory, so it runs
 # in a private copy of the nginx source tree. It lists the sources, so an
-# added or removed file (a change of the directories) configures again.
+# added or removed file (a change of the directories) configures again. The
+# build directory is given relative to that copy: nginx's auto/make turns
+# ".c" into ".o" anywhere in an object path, so an absolute one broke the
+# build of a checkout whose path contains ".c" (say /tmp/tmp.c1JSZKmD7R).
 $(BUILD)/objs/Makefile: config src/acme src/ngx
 	@test -d $(NGINX_SRC) || { echo "no nginx sources at $(NGINX_SRC): run 'make deps' or set NGINX_SRC"; exit 1; }
 	rm -rf $(BUILD)/nginx && mkdir -p $(BUILD) && cp -a $(NGINX_SRC) $(BUILD)/nginx
 	cd $(BUILD)/nginx && if [ -f conf_flags ]; then \
-	    . ./conf_flags && ./configure "$${NGX_CONF_FLAGS[@]}" --add-dynamic-module=$(CURDIR) --builddir=$(BUILD)/objs; \
+	    . ./conf_flags && ./configure "$${NGX_CONF_FLAGS[@]}" --add-dynamic-module=$(CURDIR) --builddir=../objs; \
 	  else \
-	    ./configure --with-compat --with-http_ssl_module --with-threads --add-dynamic-module=$(CURDIR) --builddir=$(BUILD)/objs; \
+	    ./configure --with-compat --with-http_ssl_module --with-threads --add-dynamic-module=$(CURDIR) --builddir=../objs; \
 	  fi >$(BUILD)/configure.log 2>&1 || { tail -30 $(BUILD)/configure.log; exit 1; }
 
 $(MODULE): $(BUILD)/objs/Makefile $(ENGINE_SRCS) $(ENGINE_HDRS) $(GLUE_SRCS) $(GLUE_HDRS) src/ngx/exports.map
