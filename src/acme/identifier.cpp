@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cctype>
 #include <optional>
 
@@ -77,6 +78,12 @@ Identifier parse_identifier(std::string_view text) {
         rest.remove_prefix(dot + 1);
     }
     return Identifier{Identifier::Type::dns, s};
+}
+
+std::vector<Identifier> identifier_set(std::vector<Identifier> ids) {
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    return ids;
 }
 
 }  // namespace acme

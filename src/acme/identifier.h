@@ -24,4 +24,7 @@ struct Identifier {
 // valid DNS name (LDH labels, optional leading "*.") nor an IP address.
 Identifier parse_identifier(std::string_view text);
 
+// Sorted, without duplicates: compares what two lists of names cover.
+std::vector<Identifier> identifier_set(std::vector<Identifier> ids);
+
 }  // namespace acme

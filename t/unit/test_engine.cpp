@@ -15,8 +15,8 @@
 
 #include "acme/crypto.h"
 #include "acme/engine.h"
+#include "acme/file_storage.h"
 #include "acme/json.h"
-#include "acme/store.h"
 #include "temp_dir.h"
 
 namespace {
@@ -24,10 +24,10 @@ namespace {
 using acme::CertificateConfig;
 using acme::Engine;
 using acme::EngineConfig;
+using acme::FileStorage;
 using acme::Identifier;
 using acme::KeyType;
 using acme::PrivateKey;
-using acme::Store;
 using Clock = std::chrono::steady_clock;
 
 // Collects log lines and lets the test wait for one.
@@ -99,10 +99,10 @@ void store_certificate(const std::string& dir, const std::vector<Identifier>& co
                        const std::vector<Identifier>& names, int days,
                        const PrivateKey* other_key = nullptr) {
     PrivateKey key = PrivateKey::generate(KeyType::ecdsa256);
-    Store store(dir);
+    FileStorage store(dir);
     std::string base = acme::certificate_basename(configured, KeyType::ecdsa256);
-    store.write(base + ".crt", acme::make_self_signed(key, names, days), 0644);
-    store.write(base + ".key", (other_key ? *other_key : key).to_pem(), 0600);
+    store.store(base + ".crt", acme::make_self_signed(key, names, days), acme::Access::shared);
+    store.store(base + ".key", (other_key ? *other_key : key).to_pem(), acme::Access::secret);
 }
 
 double stop_seconds(Engine& engine) {
@@ -130,7 +130,7 @@ TEST(Engine, CurrentCertificateIsScheduledForRenewal) {
     EXPECT_LT(stop_seconds(engine), 1.0);
     EXPECT_FALSE(engine.running());
     EXPECT_FALSE(
-        Store(tmp.path()).read(acme::certificate_basename(ids, KeyType::ecdsa256) + ".json"));
+        FileStorage(tmp.path()).load(acme::certificate_basename(ids, KeyType::ecdsa256) + ".json"));
 }
 
 struct Case {
@@ -180,8 +180,8 @@ TEST(Engine, FailureIsLoggedAndRecorded) {
     EXPECT_NE(line->second.find(", next attempt at "), std::string::npos) << line->second;
     EXPECT_LT(stop_seconds(engine), 1.0);
 
-    Store store(tmp.path());
-    auto text = store.read(acme::certificate_basename(ids, KeyType::ecdsa256) + ".json");
+    FileStorage store(tmp.path());
+    auto text = store.load(acme::certificate_basename(ids, KeyType::ecdsa256) + ".json");
     ASSERT_TRUE(text);
     acme::Json meta = acme::Json::parse(*text);
     EXPECT_EQ(meta.get_int("failures"), std::optional<std::int64_t>(1));
@@ -208,17 +208,18 @@ TEST(Engine, FailureIsLoggedAndRecorded) {
     ASSERT_TRUE(log2.wait_for("failed: ")) << log2.all();
     again.stop();
     meta = acme::Json::parse(
-        *store.read(acme::certificate_basename(ids, KeyType::ecdsa256) + ".json"));
+        *store.load(acme::certificate_basename(ids, KeyType::ecdsa256) + ".json"));
     EXPECT_EQ(meta.get_int("failures"), std::optional<std::int64_t>(2));
 }
 
 TEST(Engine, RetryAfterFromTheStoreIsHonoured) {
     TempDir tmp;
     std::vector<Identifier> ids{dns("example.test")};
-    Store store(tmp.path());
+    FileStorage store(tmp.path());
     std::time_t until = std::time(nullptr) + 100;
-    store.write(acme::certificate_basename(ids, KeyType::ecdsa256) + ".json",
-                R"({"failures": 1, "retry_after_until": )" + std::to_string(until) + "}\n");
+    store.store(acme::certificate_basename(ids, KeyType::ecdsa256) + ".json",
+                R"({"failures": 1, "retry_after_until": )" + std::to_string(until) + "}\n",
+                acme::Access::shared);
     RecordingLogger log;
     NullBoard board;
     Engine engine(make_config(tmp.path(), ids), board, log);
@@ -235,16 +236,17 @@ TEST(Engine, CompletedSavedOrderIsRemoved) {
     TempDir tmp;
     std::vector<Identifier> ids{dns("example.test")};
     store_certificate(tmp.path(), ids, ids, 90);
-    Store store(tmp.path());
+    FileStorage store(tmp.path());
     std::string base = acme::certificate_basename(ids, KeyType::ecdsa256);
     // The order that produced the stored key: a crash came before its removal.
     acme::Json order = acme::Json::object();
     order.set("url", "https://ca.test/order/1");
-    order.set("key", *store.read(base + ".key"));
-    store.write(base + ".order.json", order.dump(), 0600);
+    order.set("key", *store.load(base + ".key"));
+    store.store(base + ".order.json", order.dump(), acme::Access::secret);
     // Another certificate's order, still in progress, is left alone.
     std::string other = acme::certificate_basename({dns("other.test")}, KeyType::ecdsa256);
-    store.write(other + ".order.json", R"({"url": "https://ca.test/order/2"})", 0600);
+    store.store(other + ".order.json", R"({"url": "https://ca.test/order/2"})",
+                acme::Access::secret);
 
     RecordingLogger log;
     NullBoard board;
@@ -252,8 +254,8 @@ TEST(Engine, CompletedSavedOrderIsRemoved) {
     engine.start();
     ASSERT_TRUE(log.wait_for("is valid until")) << log.all();
     engine.stop();
-    EXPECT_FALSE(store.read(base + ".order.json"));
-    EXPECT_TRUE(store.read(other + ".order.json"));
+    EXPECT_FALSE(store.load(base + ".order.json"));
+    EXPECT_TRUE(store.load(other + ".order.json"));
 }
 
 TEST(Engine, UnreadableAccountKeyIsReported) {
@@ -272,7 +274,7 @@ TEST(Engine, UnreadableAccountKeyIsReported) {
 
 TEST(Engine, WaitsForTheStoreLockAndStopsPromptly) {
     TempDir tmp;
-    auto holder = std::make_unique<Store>(tmp.path());
+    auto holder = std::make_unique<FileStorage>(tmp.path());
     ASSERT_TRUE(holder->try_lock());
     RecordingLogger log;
     NullBoard board;
@@ -310,7 +312,7 @@ TEST(Engine, WithdrawsLeftoverAnswersOnceNothingRuns) {
     TempDir tmp;
     std::vector<Identifier> ids{dns("example.test")};
     store_certificate(tmp.path(), ids, ids, 90);
-    auto holder = std::make_unique<Store>(tmp.path());
+    auto holder = std::make_unique<FileStorage>(tmp.path());
     ASSERT_TRUE(holder->try_lock());
     RecordingLogger log;
     LeftoverBoard board;
@@ -341,13 +343,6 @@ TEST(Engine, StopWithoutStartAndTwice) {
     engine.stop();
     engine.stop();
     EXPECT_FALSE(engine.running());
-}
-
-TEST(Engine, BasenameMatchesStore) {
-    CertificateConfig c;
-    c.identifiers = {dns("example.test")};
-    c.key_type = KeyType::rsa2048;
-    EXPECT_EQ(c.basename(), acme::certificate_basename(c.identifiers, KeyType::rsa2048));
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
-// The on-disk state directory: atomic file replacement (so nginx and a crash
-// never see half a certificate), the engine's exclusive lock, and file names.
-#include "store.h"
+// The state directory as storage: atomic file replacement (so nginx and a
+// crash never see half a certificate), the engine's exclusive lock, leases.
+#include "file_storage.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -13,11 +13,13 @@
 #include <cerrno>
 #include <cstring>
 
-#include "error.h"
+#include "file_io.h"
 
 namespace acme {
 
 namespace {
+
+constexpr const char* lock_file = ".lock";
 
 std::string sys_error(const std::string& what, const std::string& path, int err) {
     return what + " \"" + path + "\" failed: " + std::strerror(err);
@@ -33,13 +35,14 @@ public:
     Fd(const Fd&) = delete;
     Fd& operator=(const Fd&) = delete;
     int get() const { return fd_; }
-    // Closes now and reports close()'s error: for written files it can be
-    // the first sign of a failed write (NFS, quota).
-    int close() {
+    int release() {
         int fd = fd_;
         fd_ = -1;
-        return ::close(fd);
+        return fd;
     }
+    // Closes now and reports close()'s error: for written files it can be
+    // the first sign of a failed write (NFS, quota).
+    int close() { return ::close(release()); }
 
 private:
     int fd_;
@@ -88,48 +91,54 @@ void write_all(int fd, std::string_view content, const std::string& path) {
     }
 }
 
+// Byte offset of a certificate's lease in the lock file: a hash, so that
+// no file is needed per certificate (a collision only makes two
+// certificates wait for each other).
+off_t lease_offset(std::string_view cert_id) {
+    std::uint64_t h = 1469598103934665603ull;  // FNV-1a
+    for (unsigned char c : cert_id) h = (h ^ c) * 1099511628211ull;
+    return static_cast<off_t>(1 + (h & 0x3fffffffffffull));
+}
+
+// An open file description lock (F_OFD_SETLK) on one byte of the lock file:
+// exclusive between processes and between descriptors of one process,
+// released when the descriptor is closed, so a killed holder loses it.
+class FileLease : public Lease {
+public:
+    explicit FileLease(int fd) : fd_(fd) {}
+    ~FileLease() override { ::close(fd_); }
+    bool renew() override { return true; }
+
+private:
+    int fd_;
+};
+
 }  // namespace
 
-Store::Store(std::string dir) : dir_(std::move(dir)) {
+FileStorage::FileStorage(std::string dir) : dir_(std::move(dir)) {
     while (dir_.size() > 1 && dir_.back() == '/') dir_.pop_back();
 }
 
-Store::~Store() {
+FileStorage::~FileStorage() {
     if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
-std::string Store::path(std::string_view name) const {
+std::string FileStorage::path(std::string_view key) const {
     std::string p = dir_;
     p += '/';
-    p += name;
+    p += key;
     return p;
 }
 
-std::optional<std::string> Store::read(std::string_view name) const {
-    std::string p = path(name);
-    int raw = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-    if (raw < 0) {
-        if (errno == ENOENT) return std::nullopt;
-        throw Error(sys_error("open()", p, errno));
-    }
-    Fd fd(raw);
-    std::string content;
-    char buf[16384];
-    for (;;) {
-        ssize_t n = ::read(fd.get(), buf, sizeof(buf));
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            throw Error(sys_error("read()", p, errno));
-        }
-        if (n == 0) break;
-        content.append(buf, static_cast<std::size_t>(n));
-    }
-    return content;
+std::optional<std::string> FileStorage::load(std::string_view key) {
+    return read_file_if_exists(path(key));
 }
 
-void Store::write(std::string_view name, std::string_view content, mode_t mode) {
+void FileStorage::store(std::string_view key, std::string_view content, Access access) {
+    // Keys are the engine's user's alone; workers read certificates.
+    mode_t mode = access == Access::secret ? 0600 : 0644;
     ensure_dir(dir_);
-    std::string target = path(name);
+    std::string target = path(key);
     // pid and thread id make the name unique among concurrent writers, so
     // O_EXCL never meets a live writer's file.
     std::string tmp = target + std::string(temp_marker) + std::to_string(::getpid()) + "." +
@@ -145,8 +154,7 @@ void Store::write(std::string_view name, std::string_view content, mode_t mode) 
 
     Fd fd(raw);
     try {
-        // The umask may have narrowed the mode; the caller's mode is the contract
-        // (0600 for keys, 0644 for what workers must read).
+        // The umask may have narrowed the mode; the mode is the contract.
         if (::fchmod(fd.get(), mode) != 0) throw Error(sys_error("fchmod()", tmp, errno));
         write_all(fd.get(), content, tmp);
         if (::fsync(fd.get()) != 0) throw Error(sys_error("fsync()", tmp, errno));
@@ -160,36 +168,86 @@ void Store::write(std::string_view name, std::string_view content, mode_t mode) 
     }
 
     // Make the rename itself durable: without this a crash can bring back
-    // the old file (or none) although write() returned.
+    // the old file (or none) although store() returned.
     int draw = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (draw < 0) throw Error(sys_error("open()", dir_, errno));
     Fd dfd(draw);
     if (::fsync(dfd.get()) != 0 && errno != EINVAL) throw Error(sys_error("fsync()", dir_, errno));
 }
 
-void Store::remove(std::string_view name) {
-    std::string p = path(name);
+void FileStorage::remove(std::string_view key) {
+    std::string p = path(key);
     if (::unlink(p.c_str()) != 0 && errno != ENOENT) throw Error(sys_error("unlink()", p, errno));
 }
 
-bool Store::try_lock() {
-    if (lock_fd_ >= 0) return true;
+std::vector<std::string> FileStorage::list(std::string_view prefix) {
+    std::vector<std::string> found;
+    DIR* d = ::opendir(dir_.c_str());
+    if (d == nullptr) {
+        if (errno == ENOENT) return found;
+        throw Error(sys_error("opendir()", dir_, errno));
+    }
+    while (struct dirent* e = ::readdir(d)) {
+        std::string_view name = e->d_name;
+        if (name == "." || name == ".." || name == lock_file || is_temporary(name)) continue;
+        if (name.substr(0, prefix.size()) == prefix) found.emplace_back(name);
+    }
+    ::closedir(d);
+    return found;
+}
+
+std::optional<ItemStat> FileStorage::stat(std::string_view key) {
+    std::string p = path(key);
+    struct stat st;
+    if (::stat(p.c_str(), &st) != 0) {
+        if (errno == ENOENT) return std::nullopt;
+        throw Error(sys_error("stat()", p, errno));
+    }
+    ItemStat s;
+    s.modified = st.st_mtime;
+    s.version = std::to_string(st.st_ino) + "." + std::to_string(st.st_mtim.tv_sec) + "." +
+                std::to_string(st.st_mtim.tv_nsec);
+    return s;
+}
+
+int FileStorage::open_lock_file() {
     ensure_dir(dir_);
-    std::string p = path(store_files::lock);
+    std::string p = path(lock_file);
     int fd = ::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) throw Error(sys_error("open()", p, errno));
-    while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    return fd;
+}
+
+bool FileStorage::try_lock() {
+    if (lock_fd_ >= 0) return true;
+    Fd fd(open_lock_file());
+    while (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
         int err = errno;
         if (err == EINTR) continue;
-        ::close(fd);
         if (err == EWOULDBLOCK) return false;
-        throw Error(sys_error("flock()", p, err));
+        throw Error(sys_error("flock()", path(lock_file), err));
     }
-    lock_fd_ = fd;
+    lock_fd_ = fd.release();
     return true;
 }
 
-std::size_t Store::remove_unfinished() {
+std::unique_ptr<Lease> FileStorage::try_lease(std::string_view cert_id, std::chrono::seconds) {
+    Fd fd(open_lock_file());
+    struct flock lk {};
+    lk.l_type = F_WRLCK;
+    lk.l_whence = SEEK_SET;
+    lk.l_start = lease_offset(cert_id);
+    lk.l_len = 1;
+    while (::fcntl(fd.get(), F_OFD_SETLK, &lk) != 0) {
+        int err = errno;
+        if (err == EINTR) continue;
+        if (err == EAGAIN || err == EACCES) return nullptr;
+        throw Error(sys_error("fcntl(F_OFD_SETLK)", path(lock_file), err));
+    }
+    return std::make_unique<FileLease>(fd.release());
+}
+
+std::size_t FileStorage::remove_unfinished() {
     DIR* d = ::opendir(dir_.c_str());
     if (d == nullptr) throw Error(sys_error("opendir()", dir_, errno));
     std::vector<std::string> found;
@@ -199,28 +257,6 @@ std::size_t Store::remove_unfinished() {
     ::closedir(d);
     for (const std::string& name : found) remove(name);
     return found.size();
-}
-
-std::string certificate_basename(const std::vector<Identifier>& ids, KeyType key_type) {
-    if (ids.empty()) throw Error("a certificate needs at least one identifier");
-
-    // The hash covers the identifier set and the key type, so reordering
-    // server_name keeps the files while any real change gets new ones.
-    std::vector<Identifier> sorted = ids;
-    std::sort(sorted.begin(), sorted.end());
-    sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
-    std::string input;
-    for (const Identifier& id : sorted) {
-        input += id.type_name();
-        input += ':';
-        input += id.value;
-        input += '\n';
-    }
-    input += key_type_name(key_type);
-
-    std::string name = ids.front().value;
-    std::replace(name.begin(), name.end(), '*', '_');
-    return name + "-" + hex(sha256(input)).substr(0, 8);
 }
 
 }  // namespace acme

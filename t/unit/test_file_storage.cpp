@@ -1,5 +1,5 @@
-// Unit tests of the state directory (store.h): atomic writes, modes, the
-// engine lock and certificate file names.
+// Unit tests of the file storage (file_storage.h): atomic writes, modes, the
+// engine lock, certificate leases, listing, and certificate file names.
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -13,15 +13,16 @@
 #include <string>
 
 #include "acme/error.h"
+#include "acme/file_storage.h"
 #include "acme/identifier.h"
-#include "acme/store.h"
+#include "acme/storage.h"
 #include "temp_dir.h"
 
 namespace {
 
+using acme::FileStorage;
 using acme::Identifier;
 using acme::KeyType;
-using acme::Store;
 
 std::set<std::string> list(const std::string& dir) {
     std::set<std::string> names;
@@ -43,49 +44,50 @@ mode_t mode_of(const std::string& path) {
 
 Identifier dns(const std::string& v) { return Identifier{Identifier::Type::dns, v}; }
 
-TEST(Store, WriteAndReadBack) {
+TEST(FileStorage, WriteAndReadBack) {
     TempDir tmp;
-    Store store(tmp.path());
+    FileStorage store(tmp.path());
     EXPECT_EQ(store.path("a.crt"), tmp.path() + "/a.crt");
-    store.write("a.crt", "hello");
-    EXPECT_EQ(store.read("a.crt"), std::optional<std::string>("hello"));
-    store.write("a.crt", "replaced");
-    EXPECT_EQ(store.read("a.crt"), std::optional<std::string>("replaced"));
-    store.write("empty", "");
-    EXPECT_EQ(store.read("empty"), std::optional<std::string>(""));
+    store.store("a.crt", "hello", acme::Access::shared);
+    EXPECT_EQ(store.load("a.crt"), std::optional<std::string>("hello"));
+    store.store("a.crt", "replaced", acme::Access::shared);
+    EXPECT_EQ(store.load("a.crt"), std::optional<std::string>("replaced"));
+    store.store("empty", "", acme::Access::shared);
+    EXPECT_EQ(store.load("empty"), std::optional<std::string>(""));
     std::string big(1 << 20, 'x');
-    store.write("big", big);
-    EXPECT_EQ(store.read("big"), std::optional<std::string>(big));
+    store.store("big", big, acme::Access::shared);
+    EXPECT_EQ(store.load("big"), std::optional<std::string>(big));
 }
 
-TEST(Store, ModesAreExactWhateverTheUmask) {
+TEST(FileStorage, ModesAreExactWhateverTheUmask) {
     TempDir tmp;
-    Store store(tmp.path());
+    FileStorage store(tmp.path());
     mode_t old = ::umask(077);
-    store.write("public.crt", "c", 0644);
-    store.write("secret.key", "k", 0600);
+    store.store("public.crt", "c", acme::Access::shared);
+    store.store("secret.key", "k", acme::Access::secret);
     ::umask(old);
     EXPECT_EQ(mode_of(tmp.path() + "/public.crt"), 0644u);
     EXPECT_EQ(mode_of(tmp.path() + "/secret.key"), 0600u);
     // Replacing keeps the new mode, not the old file's.
-    store.write("public.crt", "c2", 0600);
+    store.store("public.crt", "c2", acme::Access::secret);
     EXPECT_EQ(mode_of(tmp.path() + "/public.crt"), 0600u);
 }
 
-TEST(Store, NoTemporaryFilesLeft) {
+TEST(FileStorage, NoTemporaryFilesLeft) {
     TempDir tmp;
-    Store store(tmp.path());
-    for (int i = 0; i < 5; ++i) store.write("f" + std::to_string(i % 2), "data");
+    FileStorage store(tmp.path());
+    for (int i = 0; i < 5; ++i)
+        store.store("f" + std::to_string(i % 2), "data", acme::Access::shared);
     EXPECT_EQ(list(tmp.path()), (std::set<std::string>{"f0", "f1"}));
 }
 
-TEST(Store, FailedWriteLeavesNoTemporaryFile) {
+TEST(FileStorage, FailedWriteLeavesNoTemporaryFile) {
     TempDir tmp;
-    Store store(tmp.path());
+    FileStorage store(tmp.path());
     ASSERT_EQ(::mkdir((tmp.path() + "/sub").c_str(), 0700), 0);
     // rename() of a file over a directory fails (EISDIR).
     try {
-        store.write("sub", "data");
+        store.store("sub", "data", acme::Access::shared);
         FAIL() << "write over a directory succeeded";
     } catch (const acme::Error& e) {
         std::string what = e.what();
@@ -95,10 +97,10 @@ TEST(Store, FailedWriteLeavesNoTemporaryFile) {
     EXPECT_EQ(list(tmp.path()), (std::set<std::string>{"sub"}));
 }
 
-TEST(Store, UnfinishedWritesAreRemoved) {
+TEST(FileStorage, UnfinishedWritesAreRemoved) {
     TempDir tmp;
-    Store store(tmp.path());
-    store.write("example.test-1a2b3c4d.crt", "certificate");
+    FileStorage store(tmp.path());
+    store.store("example.test-1a2b3c4d.crt", "certificate", acme::Access::shared);
     // What a writer killed between create and rename leaves.
     for (const char* name : {"example.test-1a2b3c4d.key.tmp.4242.4243", "account.json.tmp.7.7"}) {
         FILE* f = std::fopen((tmp.path() + "/" + name).c_str(), "w");
@@ -107,7 +109,7 @@ TEST(Store, UnfinishedWritesAreRemoved) {
     }
     // Names that only look alike stay.
     for (const char* name : {"notes.tmp.txt", "a.tmp.1", "a.tmp.1.x", ".tmp.1.2"}) {
-        store.write(name, "kept");
+        store.store(name, "kept", acme::Access::shared);
     }
     EXPECT_EQ(store.remove_unfinished(), 2u);
     EXPECT_EQ(list(tmp.path()), (std::set<std::string>{"example.test-1a2b3c4d.crt", "notes.tmp.txt",
@@ -115,33 +117,33 @@ TEST(Store, UnfinishedWritesAreRemoved) {
     EXPECT_EQ(store.remove_unfinished(), 0u);
 }
 
-TEST(Store, ReadMissingIsNullopt) {
+TEST(FileStorage, ReadMissingIsNullopt) {
     TempDir tmp;
-    Store store(tmp.path());
-    EXPECT_FALSE(store.read("nope").has_value());
-    Store nowhere(tmp.path() + "/does/not/exist");
-    EXPECT_FALSE(nowhere.read("nope").has_value());
+    FileStorage store(tmp.path());
+    EXPECT_FALSE(store.load("nope").has_value());
+    FileStorage nowhere(tmp.path() + "/does/not/exist");
+    EXPECT_FALSE(nowhere.load("nope").has_value());
 }
 
-TEST(Store, ReadErrorThrows) {
+TEST(FileStorage, ReadErrorThrows) {
     TempDir tmp;
-    Store store(tmp.path());
+    FileStorage store(tmp.path());
     ASSERT_EQ(::mkdir((tmp.path() + "/sub").c_str(), 0700), 0);
-    EXPECT_THROW(store.read("sub"), acme::Error);
+    EXPECT_THROW(store.load("sub"), acme::Error);
 }
 
-TEST(Store, WriteCreatesMissingDirectory) {
+TEST(FileStorage, WriteCreatesMissingDirectory) {
     TempDir tmp;
-    Store store(tmp.path() + "/a/b/");
-    store.write("x", "1");
-    EXPECT_EQ(store.read("x"), std::optional<std::string>("1"));
+    FileStorage store(tmp.path() + "/a/b/");
+    store.store("x", "1", acme::Access::shared);
+    EXPECT_EQ(store.load("x"), std::optional<std::string>("1"));
     EXPECT_EQ(store.dir(), tmp.path() + "/a/b");
 }
 
-TEST(Store, LockIsExclusiveBetweenStores) {
+TEST(FileStorage, LockIsExclusiveBetweenStores) {
     TempDir tmp;
-    auto first = std::make_unique<Store>(tmp.path());
-    Store second(tmp.path());
+    auto first = std::make_unique<FileStorage>(tmp.path());
+    FileStorage second(tmp.path());
     EXPECT_TRUE(first->try_lock());
     EXPECT_TRUE(first->try_lock());  // already held: still true
     // flock belongs to the open file description, so a second open in the
@@ -152,14 +154,14 @@ TEST(Store, LockIsExclusiveBetweenStores) {
     EXPECT_EQ(mode_of(tmp.path() + "/.lock"), 0600u);
 }
 
-TEST(Store, LockConflictsAcrossFork) {
+TEST(FileStorage, LockConflictsAcrossFork) {
     TempDir tmp;
-    Store store(tmp.path());
+    FileStorage store(tmp.path());
     ASSERT_TRUE(store.try_lock());
     pid_t pid = ::fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
-        Store other(tmp.path());
+        FileStorage other(tmp.path());
         ::_exit(other.try_lock() ? 1 : 0);
     }
     int status = 0;
@@ -168,14 +170,14 @@ TEST(Store, LockConflictsAcrossFork) {
     EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
-TEST(Store, BasenameFormatAndKnownHash) {
+TEST(CertificateBasename, FormatAndKnownHash) {
     // sha256("dns:a.example.test\ndns:example.test\necdsa:256") starts with the suffix.
     std::string b =
         acme::certificate_basename({dns("example.test"), dns("a.example.test")}, KeyType::ecdsa256);
     EXPECT_EQ(b, "example.test-adbc3a60");
 }
 
-TEST(Store, BasenameIsStableAndOrderIndependent) {
+TEST(CertificateBasename, IsStableAndOrderIndependent) {
     std::vector<Identifier> ids{dns("example.test"), dns("www.example.test")};
     std::string a = acme::certificate_basename(ids, KeyType::ecdsa256);
     EXPECT_EQ(a, acme::certificate_basename(ids, KeyType::ecdsa256));
@@ -188,7 +190,7 @@ TEST(Store, BasenameIsStableAndOrderIndependent) {
     EXPECT_EQ(r.substr(r.size() - 8), a.substr(a.size() - 8));
 }
 
-TEST(Store, BasenameDiffersByKeyTypeAndNames) {
+TEST(CertificateBasename, DiffersByKeyTypeAndNames) {
     std::vector<Identifier> ids{dns("example.test")};
     std::set<std::string> names;
     for (KeyType t : {KeyType::ecdsa256, KeyType::ecdsa384, KeyType::rsa2048, KeyType::rsa3072,
@@ -205,13 +207,13 @@ TEST(Store, BasenameDiffersByKeyTypeAndNames) {
               acme::certificate_basename({ip_as_dns}, KeyType::ecdsa256));
 }
 
-TEST(Store, BasenameOfWildcard) {
+TEST(CertificateBasename, OfWildcard) {
     std::string b = acme::certificate_basename({dns("*.example.test")}, KeyType::ecdsa256);
     EXPECT_EQ(b.rfind("_.example.test-", 0), 0u);
     EXPECT_EQ(b.find('*'), std::string::npos);
 }
 
-TEST(Store, BasenameNeedsIdentifiers) {
+TEST(CertificateBasename, NeedsIdentifiers) {
     EXPECT_THROW(acme::certificate_basename({}, KeyType::ecdsa256), acme::Error);
 }
 

@@ -1,0 +1,199 @@
+// What the storage says about a certificate at start-up, and how the outcome
+// of an order is recorded.
+#include "cert_state.h"
+
+#include <algorithm>
+
+#include "error.h"
+
+namespace acme {
+
+namespace {
+
+// Never reschedule a success sooner than this, whatever the CA's validity
+// says: a broken notAfter must not turn into a busy loop of orders.
+constexpr std::time_t min_reschedule = 5;
+
+std::string order_key(const CertState& c) { return c.basename + storage_keys::order_suffix; }
+
+}  // namespace
+
+void inspect_stored(const EngineContext& ctx, CertState& c) {
+    std::time_t now = ctx.now();
+    Storage& storage = c.storage();
+    std::string reason;
+    std::string saved_serial;
+    std::time_t saved_renewal_at = 0;
+    std::optional<Window> saved_ari;
+    try {
+        if (auto meta = storage.load(c.basename + storage_keys::json_suffix)) {
+            CertRecord r = parse_cert_record(*meta);
+            // Keep counting failures across restarts, so backoff grows, and
+            // keep away from challenge types that failed.
+            c.failures = r.failures;
+            c.challenges = r.challenge_failures;
+            // The CA's Retry-After binds a new engine too.
+            c.retry_after_until = r.retry_after_until.value_or(0);
+            // Rewrites of the .json before the next order keep it.
+            c.profile = r.profile;
+            saved_serial = r.serial.value_or("");
+            saved_renewal_at = r.renewal_at.value_or(0);
+            saved_ari = r.ari_window;
+            c.last_error = r.last_error;
+        }
+    } catch (const std::exception&) {
+        // An unreadable record only loses that history.
+    }
+    try {
+        auto crt = storage.load(c.basename + storage_keys::cert_suffix);
+        auto key = storage.load(c.basename + storage_keys::key_suffix);
+        if (!crt || !key) {
+            reason = "missing";
+        } else {
+            CertificateInfo info = inspect_certificate(*crt);
+            PrivateKey pkey = PrivateKey::from_pem(*key);
+            if (!certificate_matches_key(*crt, pkey)) {
+                reason = "key mismatch";
+            } else if (identifier_set(info.names) != identifier_set(c.config->identifiers)) {
+                reason = "names changed";
+            } else if (info.not_after <= now) {
+                reason = "expired";
+            } else {
+                c.current = info;
+            }
+            // A crash after storing the certificate but before removing
+            // its saved order: that order is done.
+            if (auto saved = load_saved_order(ctx, c);
+                saved && saved->key && saved->key->to_pem() == pkey.to_pem()) {
+                discard_saved_order(ctx, c);
+            }
+        }
+    } catch (const std::exception& e) {
+        reason = std::string("unreadable: ") + e.what();
+    }
+
+    // A start or reload tries at once what is missing or was failing,
+    // unless the CA said when to come back.
+    c.retry_at = std::max(now, c.retry_after_until);
+    if (c.current) {
+        Window w = renewal_window(c.current->not_before, c.current->not_after, c.renew_before);
+        // The same random pick as before a restart, if it still fits.
+        bool keep = saved_serial == c.current->serial_hex && saved_renewal_at >= w.start &&
+                    saved_renewal_at <= w.end;
+        c.ratio_pick = keep ? saved_renewal_at : pick_time(w, ctx.random.next());
+        c.renewal_at = c.ratio_pick;
+        // The CA's last known window, until ARI is asked again.
+        if (saved_serial == c.current->serial_hex && saved_ari) {
+            c.ari_window = saved_ari;
+            if (!keep) c.renewal_at = renewal_time(c.ratio_pick, saved_ari, ctx.random.next());
+        }
+        // Ask the CA's renewal information at once (a revocation may
+        // have moved it); a CA without ARI clears this.
+        c.ari_check_at = c.current->ari_cert_id.empty() ? 0 : now;
+        ctx.report(events::CertificateLoaded{c.ref(), c.current->not_after, c.renewal_at});
+    } else {
+        ctx.report(events::OrderNeeded{c.ref(), reason, c.retry_at > now ? c.retry_at : 0});
+    }
+    c.due = c.next_due();
+}
+
+void write_record(const EngineContext& ctx, const CertState& c, std::time_t now) {
+    CertRecord r;
+    for (const Identifier& id : c.config->identifiers) r.names.push_back(id.value);
+    r.key_type = key_type_name(c.config->key_type);
+    r.issuer = c.issuer->config->name;
+    r.profile = c.profile;
+    if (c.current) {
+        r.not_before = c.current->not_before;
+        r.not_after = c.current->not_after;
+        r.serial = c.current->serial_hex;
+        r.renewal_at = c.renewal_at;
+        // The CA's window is of this certificate: inspect_stored() trusts it
+        // only for the same serial.
+        r.ari_window = c.ari_window;
+    }
+    // Only a failing certificate waits for a retry; otherwise renewal_at says when.
+    if (c.failures > 0) r.next_attempt = c.retry_at;
+    // A Retry-After that has passed no longer binds anyone.
+    if (c.retry_after_until > now) r.retry_after_until = c.retry_after_until;
+    r.failures = c.failures;
+    r.challenge_failures = c.challenges;
+    r.last_error = c.last_error;
+    r.updated_at = now;
+    try {
+        c.storage().store(c.basename + storage_keys::json_suffix, format_cert_record(r),
+                          Access::shared);
+    } catch (const std::exception& e) {
+        ctx.report(events::StorageFailed{e.what(), false});
+    }
+}
+
+void record_issued(const EngineContext& ctx, CertState& c, std::chrono::duration<double> took) {
+    std::time_t now = ctx.now();
+    c.failures = 0;
+    c.retry_after_until = 0;
+    c.last_error.reset();
+    c.ari_window.reset();
+    std::time_t lifetime = c.current->not_after - c.current->not_before;
+    // A fresh certificate's window is far off: look at it later.
+    auto dir = c.issuer->session ? c.issuer->session->directory() : std::nullopt;
+    bool ari = dir && !dir->renewal_info.empty() && !c.current->ari_cert_id.empty();
+    c.ari_check_at = ari ? now + ari_recheck_delay(std::nullopt, lifetime).count() : 0;
+    c.renewal_at = std::max(c.ratio_pick, now + min_reschedule);
+    ctx.report(events::Issued{c.ref(), c.issuer->config->name, c.current->not_after, c.renewal_at,
+                              took.count()});
+    write_record(ctx, c, now);
+    // Workers reload on this, so everything is stored by now.
+    ctx.board.certificate_updated(c.basename);
+}
+
+void record_failure(const EngineContext& ctx, CertState& c, LastError failure,
+                    std::optional<std::chrono::seconds> retry_after) {
+    std::time_t now = ctx.now();
+    ++c.failures;
+    failure.at = now;
+    std::time_t lifetime = c.current ? c.current->not_after - c.current->not_before : 0;
+    std::chrono::seconds delay = retry_delay(c.failures, classify_problem(failure.type), lifetime,
+                                             retry_after, ctx.random.next());
+    c.retry_at = now + static_cast<std::time_t>(delay.count());
+    c.retry_after_until = retry_after ? now + static_cast<std::time_t>(retry_after->count()) : 0;
+    c.last_error = failure;
+    ctx.report(
+        events::Failed{c.ref(), c.issuer->config->name, failure.type, failure.detail, c.retry_at});
+    if (c.current && expiry_near(c.current->not_before, c.current->not_after, now)) {
+        ctx.report(events::Expiring{c.ref(), c.current->not_after, c.current->not_after <= now});
+    }
+    write_record(ctx, c, now);
+}
+
+std::optional<SavedOrder> load_saved_order(const EngineContext& ctx, const CertState& c) {
+    try {
+        auto text = c.storage().load(order_key(c));
+        if (!text) return std::nullopt;
+        return parse_saved_order(*text);
+    } catch (const std::exception& e) {
+        // Never let a damaged record block renewals: order anew.
+        ctx.report(events::SavedOrderIgnored{c.storage().locate(order_key(c)), e.what()});
+        discard_saved_order(ctx, c);
+        return std::nullopt;
+    }
+}
+
+void save_order(const CertState& c, const std::string& url, const PrivateKey* key) {
+    SavedOrder saved;
+    saved.url = url;
+    if (key != nullptr) saved.key = *key;
+    saved.updated_at = std::time(nullptr);
+    // A secret: it holds the new private key once the CSR is sent.
+    c.storage().store(order_key(c), format_saved_order(saved), Access::secret);
+}
+
+void discard_saved_order(const EngineContext& ctx, const CertState& c) {
+    try {
+        c.storage().remove(order_key(c));
+    } catch (const std::exception& e) {
+        ctx.report(events::StorageFailed{e.what(), false});
+    }
+}
+
+}  // namespace acme

@@ -1,0 +1,61 @@
+// What the engine is told to manage: issuers and certificates, as the glue
+// translates them from nginx's configuration.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "crypto.h"
+#include "identifier.h"
+#include "schedule.h"
+
+namespace acme {
+
+struct IssuerConfig {
+    std::string name;
+    std::string directory_url;
+    std::vector<std::string> contacts;  // full URIs ("mailto:...")
+    bool accept_terms = false;
+    // "ecdsa:256" (etc.) to generate account.key in the store when missing,
+    // or the path of a PEM key file to use as it is.
+    std::string account_key = "ecdsa:256";
+    std::vector<std::string> challenges{"http-01"};  // in order of preference
+    std::string state_path;
+    std::string ca_file;  // empty: system bundle
+    bool verify = true;
+    std::vector<std::string> resolvers;  // from nginx's `resolver`; empty: system
+    // External Account Binding; empty kid: none. The MAC key is raw bytes
+    // and is never logged or stored.
+    std::string eab_kid;
+    std::string eab_mac_key;
+    std::string eab_alg = "HS256";
+    // ACME profile for newOrder (a certificate's own profile wins). Without
+    // profile_required a profile the CA does not offer is dropped with a
+    // notice; with it the order is not attempted.
+    std::string profile;
+    bool profile_required = false;
+    // Issuer CN of the topmost certificate of the chain to store when the
+    // CA offers alternates; empty: the CA's default chain.
+    std::string preferred_chain;
+    bool common_name_in_csr = false;  // never for IP identifiers
+    RenewBefore renew_before;         // renew_before_expiry; unset: the default rule
+};
+
+struct CertificateConfig {
+    std::string issuer;                   // IssuerConfig::name
+    std::vector<Identifier> identifiers;  // as configured, first one names the files
+    KeyType key_type = KeyType::ecdsa256;
+    std::string profile;       // empty: the issuer's
+    RenewBefore renew_before;  // renew=; unset: the issuer's
+
+    std::string basename() const;  // certificate_basename(identifiers, key_type)
+};
+
+struct EngineConfig {
+    std::vector<IssuerConfig> issuers;
+    std::vector<CertificateConfig> certificates;  // unique by (issuer, basename)
+    int max_concurrent_orders = 16;
+    std::string user_agent;  // "ngx_http_acme_module/<version> nginx/<version>"
+};
+
+}  // namespace acme

@@ -1,0 +1,225 @@
+// The event seam: the engine reports what happens to event sinks instead of
+// formatting log lines itself. LogSink (log_sink.h) turns events into the
+// error log's lines; a status page or an event command is another sink.
+// Each event is a small value type; times are Unix seconds.
+#pragma once
+
+#include <ctime>
+#include <mutex>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace acme {
+
+// The certificate an event is about: its store id and its first name.
+struct CertRef {
+    std::string id;    // certificate_basename()
+    std::string name;  // first identifier, as log lines show it
+};
+
+namespace events {
+
+// The engine thread ended with an error.
+struct EngineFailed {
+    std::string what;
+};
+// A store could not be locked: its certificates are not managed.
+struct StoreUnusable {
+    std::string what;
+};
+// Another engine (an old helper during a reload) holds the store.
+struct StoreWaiting {
+    std::string where;
+};
+struct StoreLocked {
+    std::string where;
+};
+// Temporary files of writes a killed helper never finished.
+struct UnfinishedRemoved {
+    std::string where;
+    std::size_t count = 0;
+};
+// Storage failed outside an order; `minor` for clean-ups that lose nothing.
+struct StorageFailed {
+    std::string what;
+    bool minor = false;
+};
+struct IssuerFailed {
+    std::string issuer;
+    std::string what;
+};
+struct UnknownIssuer {
+    CertRef cert;
+    std::string issuer;
+};
+struct ThreadFailed {
+    std::string what;
+};
+struct LeftoverAnswersWithdrawn {
+    std::size_t count = 0;
+};
+
+// At start-up: a current certificate and when it will be renewed.
+struct CertificateLoaded {
+    CertRef cert;
+    std::time_t not_after = 0;
+    std::time_t renewal_at = 0;
+};
+// At start-up: no usable certificate ("missing", "expired", ...).
+struct OrderNeeded {
+    CertRef cert;
+    std::string reason;
+    std::time_t not_before = 0;  // the CA's Retry-After; 0: at once
+};
+// A job could not even start (no HTTP client).
+struct JobFailed {
+    CertRef cert;
+    std::string what;
+    std::time_t next_attempt = 0;
+};
+// The CA's renewal information (RFC 9773) moved the renewal time.
+struct RenewalWindow {
+    CertRef cert;
+    std::time_t start = 0;
+    std::time_t end = 0;
+    std::string explanation_url;
+    std::time_t renewal_at = 0;
+    bool earlier = false;  // renewal moved forward from an earlier window
+};
+struct RenewalInfoUnavailable {
+    CertRef cert;
+    std::string what;
+    std::time_t next_check = 0;
+    bool first = false;  // the first failure in a row
+};
+
+struct Ordering {
+    CertRef cert;
+    std::string issuer;
+    std::string replaces;  // ARI certificate id; "" when not a replacement
+};
+struct ReplacementRefused {
+    CertRef cert;
+    std::string why;
+};
+struct ProfileNotOffered {
+    CertRef cert;
+    std::string why;
+};
+struct OrderResumed {
+    CertRef cert;
+    std::string url;
+    std::string status;
+};
+// A saved order that cannot be used: `why` when the CA refused it, else
+// its status.
+struct SavedOrderDropped {
+    CertRef cert;
+    std::string url;
+    std::string status;
+    std::string why;
+};
+// A saved order whose record cannot be read.
+struct SavedOrderIgnored {
+    std::string where;
+    std::string why;
+};
+struct ChallengeFallback {
+    CertRef cert;
+    std::string what;
+};
+struct AuthorizationValid {
+    CertRef cert;
+    std::string identifier;
+    std::string challenge_type;
+};
+struct AlternateChain {
+    CertRef cert;
+    std::string issuer_cn;
+};
+struct NoPreferredChain {
+    CertRef cert;
+    std::string wanted;
+    std::vector<std::string> offered;
+};
+struct NamesMismatch {
+    CertRef cert;
+};
+struct Issued {
+    CertRef cert;
+    std::string issuer;
+    std::time_t not_after = 0;
+    std::time_t renewal_at = 0;
+    double seconds = 0;  // the order took
+};
+struct Failed {
+    CertRef cert;
+    std::string issuer;
+    std::string problem_type;  // ACME problem type; "" for a local failure
+    std::string detail;
+    std::time_t next_attempt = 0;
+};
+// Renewal failed and the certificate expires soon (or has expired).
+struct Expiring {
+    CertRef cert;
+    std::time_t not_after = 0;
+    bool expired = false;
+};
+
+struct AccountKeyCreated {
+    std::string issuer;
+    std::string where;
+};
+struct AccountRegistered {
+    std::string issuer;
+    std::string url;
+};
+struct AccountLost {
+    std::string issuer;
+    std::string why;
+};
+
+}  // namespace events
+
+using Event = std::variant<
+    events::EngineFailed, events::StoreUnusable, events::StoreWaiting, events::StoreLocked,
+    events::UnfinishedRemoved, events::StorageFailed, events::IssuerFailed, events::UnknownIssuer,
+    events::ThreadFailed, events::LeftoverAnswersWithdrawn, events::CertificateLoaded,
+    events::OrderNeeded, events::JobFailed, events::RenewalWindow, events::RenewalInfoUnavailable,
+    events::Ordering, events::ReplacementRefused, events::ProfileNotOffered, events::OrderResumed,
+    events::SavedOrderDropped, events::SavedOrderIgnored, events::ChallengeFallback,
+    events::AuthorizationValid, events::AlternateChain, events::NoPreferredChain,
+    events::NamesMismatch, events::Issued, events::Failed, events::Expiring,
+    events::AccountKeyCreated, events::AccountRegistered, events::AccountLost>;
+
+// Called from the engine's threads, one event at a time (EventSinks
+// serialises them); a sink must not block for long: orders wait for it.
+class EventSink {
+public:
+    virtual ~EventSink() = default;
+    virtual void on_event(const Event& event) = 0;
+};
+
+// Hands every event to each sink in turn; a sink that throws loses only
+// its own copy of the event.
+class EventSinks : public EventSink {
+public:
+    void add(EventSink& sink) { sinks_.push_back(&sink); }
+    void on_event(const Event& event) override {
+        std::lock_guard<std::mutex> lk(mutex_);
+        for (EventSink* sink : sinks_) {
+            try {
+                sink->on_event(event);
+            } catch (...) {
+                // Reporting must never take the engine down.
+            }
+        }
+    }
+
+private:
+    std::mutex mutex_;
+    std::vector<EventSink*> sinks_;
+};
+
+}  // namespace acme

@@ -1,0 +1,164 @@
+// The scheduling loop and the pool of order threads.
+#include "scheduler.h"
+
+#include <algorithm>
+
+#include "ari.h"
+#include "order_runner.h"
+
+namespace acme {
+
+namespace {
+
+// Even with nothing due, the scheduler wakes this often, which keeps it
+// right when the wall clock jumps.
+constexpr std::chrono::seconds max_idle_wait{3600};
+// A certificate whose lease another engine holds is looked at again after
+// this long: that engine's result is then in the storage.
+constexpr std::time_t lease_recheck = 60;
+constexpr std::chrono::seconds lease_ttl{600};
+
+}  // namespace
+
+Scheduler::Scheduler(const EngineContext& ctx, std::vector<std::unique_ptr<CertState>>& certs,
+                     HttpFactory make_http)
+    : ctx_(ctx),
+      certs_(certs),
+      make_http_(std::move(make_http)),
+      max_active_(static_cast<std::size_t>(std::max(1, ctx.config.max_concurrent_orders))) {}
+
+Scheduler::~Scheduler() {
+    wake_for_stop();
+    join_workers();
+}
+
+void Scheduler::wake_for_stop() {
+    std::lock_guard<std::mutex> lk(mutex_);
+    wake_.notify_all();
+    work_.notify_all();
+}
+
+void Scheduler::join_workers() {
+    for (std::thread& t : workers_) {
+        if (t.joinable()) t.join();
+    }
+    workers_.clear();
+}
+
+void Scheduler::run() {
+    {
+        std::unique_lock<std::mutex> lk(mutex_);
+        while (!ctx_.stop.requested()) {
+            std::time_t now = ctx_.now();
+            std::time_t next = 0;
+            bool have_next = false;
+            for (auto& c : certs_) {
+                if (c->in_flight) continue;
+                if (c->due <= now) {
+                    // Due but no capacity: a finishing job wakes us.
+                    if (active_jobs_ >= max_active_) continue;
+                    c->in_flight = true;
+                    ++active_jobs_;
+                    queue_.push_back(c.get());
+                    spawn_worker_if_needed();
+                    work_.notify_one();
+                } else if (!have_next || c->due < next) {
+                    next = c->due;
+                    have_next = true;
+                }
+            }
+            if (!leftovers_withdrawn_ && active_jobs_ == 0) {
+                leftovers_withdrawn_ = true;
+                withdraw_leftover_answers();
+            }
+            auto limit = std::chrono::system_clock::now() + max_idle_wait;
+            auto until =
+                have_next ? std::min(limit, std::chrono::system_clock::from_time_t(next)) : limit;
+            wake_.wait_until(lk, until);
+        }
+        work_.notify_all();
+    }
+    join_workers();
+}
+
+// A helper that was killed (kill -9, or ended by a reload in the middle of
+// an order) leaves its answers in the zone. They are withdrawn the first
+// time nothing runs here, not at start-up: a resumed order needs its answer
+// served until it has published it again, and while no job runs, nothing
+// in the zone is this engine's. (A reload that dropped a state_path can
+// leave the old helper running for a moment longer; it is ended right
+// after, so nothing of value is lost.)
+void Scheduler::withdraw_leftover_answers() {
+    if (std::size_t n = ctx_.board.withdraw_all_challenges()) {
+        ctx_.report(events::LeftoverAnswersWithdrawn{n});
+    }
+}
+
+// Called with mutex_ held. Threads are created only when no idle one can
+// take the queued job, up to the configured bound.
+void Scheduler::spawn_worker_if_needed() {
+    if (idle_workers_ >= queue_.size() || workers_.size() >= max_active_) return;
+    try {
+        workers_.emplace_back([this] { worker_main(); });
+    } catch (const std::exception& e) {
+        ctx_.report(events::ThreadFailed{e.what()});
+        if (!workers_.empty()) return;
+        // Nobody could run it: put it back and try again later.
+        CertState* c = queue_.back();
+        queue_.pop_back();
+        c->in_flight = false;
+        c->due = ctx_.now() + 60;
+        --active_jobs_;
+    }
+}
+
+void Scheduler::worker_main() {
+    Clients clients;
+    std::unique_lock<std::mutex> lk(mutex_);
+    for (;;) {
+        ++idle_workers_;
+        work_.wait(lk, [this] { return ctx_.stop.requested() || !queue_.empty(); });
+        --idle_workers_;
+        if (ctx_.stop.requested()) return;
+        CertState* c = queue_.front();
+        queue_.pop_front();
+        lk.unlock();
+        std::optional<std::time_t> next = run_job(*c, clients);
+        lk.lock();
+        if (next) c->due = *next;
+        c->in_flight = false;
+        --active_jobs_;
+        wake_.notify_one();
+    }
+}
+
+// Runs what is due for a certificate: an order (under its lease), or a look
+// at the CA's renewal information. Returns when it is due next; nullopt
+// when abandoned because of stop.
+std::optional<std::time_t> Scheduler::run_job(CertState& c, Clients& clients) {
+    auto& http = clients[c.issuer];
+    try {
+        if (!http) http = make_http_(c.issuer->http_options);
+        if (!c.order_due(ctx_.now())) {
+            check_renewal_info(ctx_, c, *http);
+            return c.next_due();
+        }
+        std::unique_ptr<Lease> lease = c.storage().try_lease(c.basename, lease_ttl);
+        if (!lease) return ctx_.now() + lease_recheck;
+        attempt_order(ctx_, c, *http);
+        return c.next_due();
+    } catch (const Stopped&) {
+        return std::nullopt;
+    } catch (const std::exception& e) {
+        // Only setting up the HTTP client or taking the lease can get here
+        // (attempt_order() records its own failures); an order thread must
+        // never end in terminate.
+        clients.erase(c.issuer);
+        ++c.failures;  // so that next_due() honours retry_at
+        c.retry_at = ctx_.now() + 60;
+        ctx_.report(events::JobFailed{c.ref(), e.what(), c.retry_at});
+        return c.next_due();
+    }
+}
+
+}  // namespace acme

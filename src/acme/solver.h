@@ -1,0 +1,50 @@
+// The challenge seam: one solver per challenge type publishes the answer the
+// CA will look for and withdraws it afterwards. The order runner chooses a
+// solver by the challenge's type (Solvers::find), never by special cases;
+// make_solvers() is the one place that decides which types an issuer has.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "acme_client.h"
+#include "engine_config.h"
+#include "identifier.h"
+#include "shared_state.h"
+
+namespace acme {
+
+class Solver {
+public:
+    virtual ~Solver() = default;
+    // Publishes the answer to `challenge` for `id`; returns once the CA may
+    // validate. Throws Error (with the reason) when it cannot.
+    virtual void present(const Identifier& id, const Challenge& challenge,
+                         const std::string& key_authorization) = 0;
+    // Withdraws what present() published, however validation went.
+    virtual void cleanup(const Identifier& id, const Challenge& challenge,
+                         const std::string& key_authorization) noexcept = 0;
+};
+
+// The solvers of one issuer, by challenge type ("http-01").
+class Solvers {
+public:
+    void add(std::string type, std::unique_ptr<Solver> solver);
+    // nullptr when this issuer cannot answer the type.
+    Solver* find(std::string_view type) const;
+
+private:
+    std::map<std::string, std::unique_ptr<Solver>, std::less<>> solvers_;
+};
+
+// http-01: the key authorization, served by workers from the shared zone.
+std::unique_ptr<Solver> make_http01_solver(ChallengeBoard& board);
+// tls-alpn-01: the digest a worker puts into the challenge certificate.
+std::unique_ptr<Solver> make_tls_alpn01_solver(ChallengeBoard& board);
+
+// The solvers for the challenge types the issuer is configured with.
+Solvers make_solvers(const IssuerConfig& issuer, ChallengeBoard& board);
+
+}  // namespace acme
