@@ -9,7 +9,7 @@
 #include "acme/base64url.h"
 #include "acme/challenge.h"
 #include "acme/identifier.h"
-#include "acme/store.h"
+#include "acme/storage.h"
 #include "ngx/ngx_http_acme.h"
 
 namespace {

@@ -10,7 +10,7 @@
 #include <exception>
 #include <memory>
 
-#include "acme/store.h"
+#include "acme/storage.h"
 #include "ngx/ngx_http_acme.h"
 
 namespace {
