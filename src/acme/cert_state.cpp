@@ -13,6 +13,9 @@ namespace {
 // Never reschedule a success sooner than this, whatever the CA's validity
 // says: a broken notAfter must not turn into a busy loop of orders.
 constexpr std::time_t min_reschedule = 5;
+// A stored next attempt further off than the longest backoff (6 h plus
+// jitter) comes from a clock that jumped back or a damaged record.
+constexpr std::time_t max_backoff = 8 * 3600;
 
 std::string order_key(const CertState& c) { return c.basename + storage_keys::order_suffix; }
 
@@ -25,6 +28,7 @@ void inspect_stored(const EngineContext& ctx, CertState& c) {
     std::string saved_serial;
     std::time_t saved_renewal_at = 0;
     std::optional<Window> saved_ari;
+    std::time_t saved_next_attempt = 0;
     try {
         if (auto meta = storage.load(c.basename + storage_keys::json_suffix)) {
             CertRecord r = parse_cert_record(*meta);
@@ -40,6 +44,7 @@ void inspect_stored(const EngineContext& ctx, CertState& c) {
             saved_renewal_at = r.renewal_at.value_or(0);
             saved_ari = r.ari_window;
             c.last_error = r.last_error;
+            saved_next_attempt = r.next_attempt.value_or(0);
         }
     } catch (const std::exception&) {
         // An unreadable record only loses that history.
@@ -72,9 +77,13 @@ void inspect_stored(const EngineContext& ctx, CertState& c) {
         reason = std::string("unreadable: ") + e.what();
     }
 
-    // A start or reload tries at once what is missing or was failing,
-    // unless the CA said when to come back.
-    c.retry_at = std::max(now, c.retry_after_until);
+    // A start or reload keeps the backoff of a failing certificate (each
+    // attempt may count against the CA's limits on failed validations),
+    // and the CA's Retry-After. A names or key type change is another
+    // certificate id, with a record of its own, so it is ordered at once.
+    std::time_t backoff_until =
+        c.failures > 0 ? std::min(saved_next_attempt, now + max_backoff) : 0;
+    c.retry_at = std::max({now, c.retry_after_until, backoff_until});
     if (c.current) {
         Window w = renewal_window(c.current->not_before, c.current->not_after, c.renew_before);
         // The same random pick as before a restart, if it still fits.
@@ -92,7 +101,13 @@ void inspect_stored(const EngineContext& ctx, CertState& c) {
         c.ari_check_at = c.current->ari_cert_id.empty() ? 0 : now;
         ctx.report(events::CertificateLoaded{c.ref(), c.current->not_after, c.renewal_at});
     } else {
-        ctx.report(events::OrderNeeded{c.ref(), reason, c.retry_at > now ? c.retry_at : 0});
+        events::OrderNeeded e{c.ref(), reason, 0, 0};
+        if (c.retry_at > now) {
+            e.not_before = c.retry_at;
+            // Which of the two set the time, for the log line.
+            if (c.retry_at != c.retry_after_until) e.failures = c.failures;
+        }
+        ctx.report(e);
     }
     c.due = c.next_due();
 }

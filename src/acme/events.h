@@ -66,11 +66,13 @@ struct CertificateLoaded {
     std::time_t not_after = 0;
     std::time_t renewal_at = 0;
 };
-// At start-up: no usable certificate ("missing", "expired", ...).
+// At start-up: no usable certificate ("missing", "expired", ...), or one
+// whose renewal was failing.
 struct OrderNeeded {
     CertRef cert;
     std::string reason;
-    std::time_t not_before = 0;  // the CA's Retry-After; 0: at once
+    std::time_t not_before = 0;  // 0: at once
+    int failures = 0;            // > 0: not_before is the backoff, else the CA's Retry-After
 };
 // A job could not even start (no HTTP client).
 struct JobFailed {

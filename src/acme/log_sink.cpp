@@ -55,7 +55,12 @@ Line line(const CertificateLoaded& e) {
 }
 Line line(const OrderNeeded& e) {
     std::string when;
-    if (e.not_before != 0) when = ", not before " + format_time(e.not_before) + " (Retry-After)";
+    if (e.not_before != 0) {
+        when = ", not before " + format_time(e.not_before) +
+               (e.failures > 0 ? " (after " + std::to_string(e.failures) + " failed attempt" +
+                                     (e.failures == 1 ? ")" : "s)")
+                               : " (Retry-After)");
+    }
     return {LogLevel::notice,
             certificate(e.cert) + " needs to be ordered (" + e.reason + ")" + when};
 }

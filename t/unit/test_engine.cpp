@@ -232,6 +232,72 @@ TEST(Engine, RetryAfterFromTheStoreIsHonoured) {
     engine.stop();
 }
 
+// A reload or restart must not retry a failing certificate before its
+// backoff is over: each attempt may count against the CA's limits.
+TEST(Engine, BackoffFromTheStoreIsHonoured) {
+    TempDir tmp;
+    std::vector<Identifier> ids{dns("example.test")};
+    FileStorage store(tmp.path());
+    std::time_t next = std::time(nullptr) + 300;
+    store.store(acme::certificate_basename(ids, KeyType::ecdsa256) + ".json",
+                R"({"failures": 3, "next_attempt": )" + std::to_string(next) + "}\n",
+                acme::Access::shared);
+    RecordingLogger log;
+    NullBoard board;
+    Engine engine(make_config(tmp.path(), ids), board, log);
+    engine.start();
+    auto line = log.wait_for("needs to be ordered (missing), not before ");
+    ASSERT_TRUE(line) << log.all();
+    EXPECT_NE(line->second.find("(after 3 failed attempts)"), std::string::npos) << line->second;
+    EXPECT_FALSE(log.wait_for("failed:", std::chrono::milliseconds(500))) << log.all();
+    engine.stop();
+}
+
+// A next attempt beyond the longest backoff (a clock that jumped back, a
+// damaged record) is not believed: at most 8 hours.
+TEST(Engine, FarBackoffIsBounded) {
+    TempDir tmp;
+    std::vector<Identifier> ids{dns("example.test")};
+    FileStorage store(tmp.path());
+    std::time_t now = std::time(nullptr);
+    store.store(acme::certificate_basename(ids, KeyType::ecdsa256) + ".json",
+                R"({"failures": 1, "next_attempt": )" + std::to_string(now + 400 * 86400) + "}\n",
+                acme::Access::shared);
+    RecordingLogger log;
+    NullBoard board;
+    Engine engine(make_config(tmp.path(), ids), board, log);
+    engine.start();
+    auto line = log.wait_for("needs to be ordered (missing), not before ");
+    ASSERT_TRUE(line) << log.all();
+    engine.stop();
+    std::tm tm{};
+    ASSERT_TRUE(strptime(line->second.c_str() + line->second.find("not before ") + 11,
+                         "%Y-%m-%d %H:%M:%S", &tm));
+    std::time_t shown = timegm(&tm);
+    EXPECT_LE(shown, now + 8 * 3600 + 5) << line->second;
+    EXPECT_GE(shown, now + 8 * 3600 - 5) << line->second;
+}
+
+// Without failures a stored next attempt is stale: order at once.
+TEST(Engine, NextAttemptWithoutFailuresIsIgnored) {
+    TempDir tmp;
+    std::vector<Identifier> ids{dns("example.test")};
+    FileStorage store(tmp.path());
+    store.store(
+        acme::certificate_basename(ids, KeyType::ecdsa256) + ".json",
+        R"({"failures": 0, "next_attempt": )" + std::to_string(std::time(nullptr) + 300) + "}\n",
+        acme::Access::shared);
+    RecordingLogger log;
+    NullBoard board;
+    Engine engine(make_config(tmp.path(), ids), board, log);
+    engine.start();
+    auto line = log.wait_for("needs to be ordered (missing)");
+    ASSERT_TRUE(line) << log.all();
+    EXPECT_EQ(line->second.find("not before"), std::string::npos) << line->second;
+    EXPECT_TRUE(log.wait_for("failed:")) << log.all();
+    engine.stop();
+}
+
 TEST(Engine, CompletedSavedOrderIsRemoved) {
     TempDir tmp;
     std::vector<Identifier> ids{dns("example.test")};
