@@ -24,6 +24,10 @@ std::string certificate_basename(const std::vector<Identifier>& ids, KeyType key
 
     std::string name = ids.front().value;
     std::replace(name.begin(), name.end(), '*', '_');
+    // File names have at most 255 bytes, and the longest item name adds
+    // ".order.json.tmp.<pid>.<tid>" to the id: a long first name is cut,
+    // the hash keeps ids apart.
+    if (name.size() > max_basename_name) name.resize(max_basename_name);
     return name + "-" + hex(sha256(input)).substr(0, 8);
 }
 

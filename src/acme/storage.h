@@ -35,9 +35,11 @@ inline constexpr const char* order_suffix = ".order.json";
 }  // namespace storage_keys
 
 // "<first identifier>-<8 hex digits of SHA-256 over the sorted identifiers
-// and the key type>", e.g. "example.test-1a2b3c4d"; '*' becomes '_'.
+// and the key type>", e.g. "example.test-1a2b3c4d"; '*' becomes '_', and
+// a first identifier longer than max_basename_name is cut to that length.
 // Storage keeps <id>.crt, <id>.key and <id>.json.
 std::string certificate_basename(const std::vector<Identifier>& ids, KeyType key_type);
+inline constexpr std::size_t max_basename_name = 200;
 
 // The backend cannot be reached just now: try again later; nothing was lost.
 struct StorageUnavailable : Error {

@@ -201,7 +201,15 @@ TEST(Engine, FailureIsLoggedAndRecorded) {
     ASSERT_EQ(::stat(store.path("account.key").c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0600u);
 
-    // A restart keeps counting failures.
+    // A restart after the backoff keeps counting failures (a restart
+    // before it waits: BackoffFromTheStoreIsHonoured).
+    std::string base = acme::certificate_basename(ids, KeyType::ecdsa256);
+    std::string record = *store.load(base + ".json");
+    std::string stored_next = "\"next_attempt\": " + std::to_string(*next);
+    ASSERT_NE(record.find(stored_next), std::string::npos) << record;
+    record.replace(record.find(stored_next), stored_next.size(),
+                   "\"next_attempt\": " + std::to_string(std::time(nullptr) - 1));
+    store.store(base + ".json", record, acme::Access::shared);
     RecordingLogger log2;
     Engine again(make_config(tmp.path(), ids), board, log2);
     again.start();

@@ -6,11 +6,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "acme/error.h"
 #include "acme/file_storage.h"
@@ -23,6 +27,7 @@ namespace {
 using acme::FileStorage;
 using acme::Identifier;
 using acme::KeyType;
+using std::chrono::seconds;
 
 std::set<std::string> list(const std::string& dir) {
     std::set<std::string> names;
@@ -170,6 +175,171 @@ TEST(FileStorage, LockConflictsAcrossFork) {
     EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
+// ---- certificate leases
+
+TEST(FileStorage, LeaseIsExclusiveUntilReleased) {
+    TempDir tmp;
+    FileStorage first(tmp.path());
+    FileStorage second(tmp.path());
+    std::unique_ptr<acme::Lease> lease = first.try_lease("example.test-1a2b3c4d", seconds(600));
+    ASSERT_NE(lease, nullptr);
+    EXPECT_TRUE(lease->renew());
+    EXPECT_EQ(second.try_lease("example.test-1a2b3c4d", seconds(600)), nullptr);
+    // A second descriptor of the same engine does not get it either.
+    EXPECT_EQ(first.try_lease("example.test-1a2b3c4d", seconds(600)), nullptr);
+    lease.reset();
+    std::unique_ptr<acme::Lease> again = second.try_lease("example.test-1a2b3c4d", seconds(600));
+    EXPECT_NE(again, nullptr);
+    EXPECT_EQ(first.try_lease("example.test-1a2b3c4d", seconds(600)), nullptr);
+    // Leases need no files of their own.
+    EXPECT_EQ(list(tmp.path()), (std::set<std::string>{".lock"}));
+}
+
+TEST(FileStorage, LeasesOnDifferentCertificatesDoNotConflict) {
+    TempDir tmp;
+    FileStorage first(tmp.path());
+    FileStorage second(tmp.path());
+    std::vector<std::unique_ptr<acme::Lease>> held;
+    for (int i = 0; i < 20; ++i) {
+        FileStorage& store = i % 2 ? first : second;
+        std::string id =
+            "name" + std::to_string(i) + ".example.test-0000000" + std::to_string(i % 10);
+        held.push_back(store.try_lease(id, seconds(600)));
+        EXPECT_NE(held.back(), nullptr) << id;
+    }
+}
+
+TEST(FileStorage, LeaseAndStoreLockAreIndependent) {
+    TempDir tmp;
+    FileStorage engine(tmp.path());
+    FileStorage other(tmp.path());
+    ASSERT_TRUE(engine.try_lock());
+    // Another engine on the same store may still lease a certificate...
+    std::unique_ptr<acme::Lease> lease = other.try_lease("example.test-1a2b3c4d", seconds(600));
+    EXPECT_NE(lease, nullptr);
+    // ...and a lease does not give the store lock.
+    EXPECT_FALSE(other.try_lock());
+    EXPECT_EQ(engine.try_lease("example.test-1a2b3c4d", seconds(600)), nullptr);
+}
+
+TEST(FileStorage, LeaseHeldByAnotherProcessEndsWithIt) {
+    TempDir tmp;
+    int ready[2], done[2];
+    ASSERT_EQ(::pipe(ready), 0);
+    ASSERT_EQ(::pipe(done), 0);
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        FileStorage store(tmp.path());
+        std::unique_ptr<acme::Lease> lease = store.try_lease("example.test-1a2b3c4d", seconds(600));
+        char c = lease ? 'y' : 'n';
+        if (::write(ready[1], &c, 1) != 1) ::_exit(2);
+        // Holds the lease until killed.
+        if (::read(done[0], &c, 1) < 0) ::_exit(3);
+        ::_exit(0);
+    }
+    char c = 0;
+    ASSERT_EQ(::read(ready[0], &c, 1), 1);
+    EXPECT_EQ(c, 'y');
+    FileStorage store(tmp.path());
+    EXPECT_EQ(store.try_lease("example.test-1a2b3c4d", seconds(600)), nullptr);
+    EXPECT_NE(store.try_lease("other.test-1a2b3c4d", seconds(600)), nullptr);
+    // Killed, without a chance to release anything.
+    ASSERT_EQ(::kill(pid, SIGKILL), 0);
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFSIGNALED(status));
+    EXPECT_NE(store.try_lease("example.test-1a2b3c4d", seconds(600)), nullptr);
+    for (int fd : {ready[0], ready[1], done[0], done[1]}) ::close(fd);
+}
+
+// ---- listing, stat, store_all
+
+TEST(FileStorage, ListByPrefix) {
+    TempDir tmp;
+    FileStorage store(tmp.path());
+    for (const char* key :
+         {"example.test-1a2b3c4d.crt", "example.test-1a2b3c4d.key", "example.test-1a2b3c4d.json",
+          "example.test-99999999.crt", "www.example.test-1a2b3c4d.crt", "account.key"}) {
+        store.store(key, "x", acme::Access::shared);
+    }
+    ASSERT_TRUE(store.try_lock());  // creates .lock
+    auto lease = store.try_lease("example.test-1a2b3c4d", seconds(60));
+    // A write that never finished.
+    FILE* f = std::fopen((tmp.path() + "/example.test-1a2b3c4d.key.tmp.4242.4243").c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fclose(f);
+
+    auto listed = [&](const std::string& prefix) {
+        std::vector<std::string> v = store.list(prefix);
+        std::set<std::string> s(v.begin(), v.end());
+        EXPECT_EQ(s.size(), v.size()) << "duplicates for " << prefix;
+        return s;
+    };
+    EXPECT_EQ(listed("example.test-1a2b3c4d"),
+              (std::set<std::string>{"example.test-1a2b3c4d.crt", "example.test-1a2b3c4d.key",
+                                     "example.test-1a2b3c4d.json"}));
+    EXPECT_EQ(listed("example.test-"),
+              (std::set<std::string>{"example.test-1a2b3c4d.crt", "example.test-1a2b3c4d.key",
+                                     "example.test-1a2b3c4d.json", "example.test-99999999.crt"}));
+    EXPECT_EQ(listed(""),
+              (std::set<std::string>{"example.test-1a2b3c4d.crt", "example.test-1a2b3c4d.key",
+                                     "example.test-1a2b3c4d.json", "example.test-99999999.crt",
+                                     "www.example.test-1a2b3c4d.crt", "account.key"}));
+    EXPECT_TRUE(listed(".").empty());
+    EXPECT_TRUE(listed("nothing").empty());
+    EXPECT_TRUE(FileStorage(tmp.path() + "/missing").list("").empty());
+}
+
+TEST(FileStorage, StatVersionChangesWithEveryStore) {
+    TempDir tmp;
+    FileStorage store(tmp.path());
+    EXPECT_FALSE(store.stat("a.crt"));
+    std::time_t before = std::time(nullptr);
+    std::set<std::string> versions;
+    std::string previous;
+    for (int i = 0; i < 50; ++i) {
+        // The same content each time: only the write itself is new.
+        store.store("a.crt", "same", acme::Access::shared);
+        std::optional<acme::ItemStat> st = store.stat("a.crt");
+        ASSERT_TRUE(st);
+        EXPECT_NE(st->version, previous) << "store " << i;
+        EXPECT_FALSE(st->version.empty());
+        EXPECT_GE(st->modified, before - 1);
+        EXPECT_LE(st->modified, std::time(nullptr) + 1);
+        // Reading does not change it.
+        EXPECT_EQ(store.stat("a.crt")->version, st->version);
+        previous = st->version;
+        versions.insert(st->version);
+    }
+    // Never an earlier version again, or a reader that cached it would
+    // miss a change.
+    EXPECT_EQ(versions.size(), 50u);
+    store.remove("a.crt");
+    EXPECT_FALSE(store.stat("a.crt"));
+}
+
+TEST(FileStorage, StoreAllWritesInOrderAndStopsAtAFailure) {
+    TempDir tmp;
+    FileStorage store(tmp.path());
+    store.store_all(
+        {{"a.key", "key", acme::Access::secret}, {"a.crt", "chain", acme::Access::shared}});
+    EXPECT_EQ(store.load("a.key"), std::optional<std::string>("key"));
+    EXPECT_EQ(store.load("a.crt"), std::optional<std::string>("chain"));
+    EXPECT_EQ(mode_of(tmp.path() + "/a.key"), 0600u);
+    EXPECT_EQ(mode_of(tmp.path() + "/a.crt"), 0644u);
+
+    // The second item cannot be written (a directory is in the way): the
+    // first is, the third is not.
+    ASSERT_EQ(::mkdir((tmp.path() + "/b.crt").c_str(), 0700), 0);
+    EXPECT_THROW(store.store_all({{"b.key", "key", acme::Access::secret},
+                                  {"b.crt", "chain", acme::Access::shared},
+                                  {"b.json", "{}", acme::Access::shared}}),
+                 acme::Error);
+    EXPECT_EQ(store.load("b.key"), std::optional<std::string>("key"));
+    EXPECT_FALSE(store.load("b.json"));
+}
+
 TEST(CertificateBasename, FormatAndKnownHash) {
     // sha256("dns:a.example.test\ndns:example.test\necdsa:256") starts with the suffix.
     std::string b =
@@ -211,6 +381,29 @@ TEST(CertificateBasename, OfWildcard) {
     std::string b = acme::certificate_basename({dns("*.example.test")}, KeyType::ecdsa256);
     EXPECT_EQ(b.rfind("_.example.test-", 0), 0u);
     EXPECT_EQ(b.find('*'), std::string::npos);
+}
+
+// A DNS name may have 253 characters; every item of its certificate must
+// still fit in a file name (255 bytes), temporary names included.
+TEST(CertificateBasename, LongNamesFitInFileNames) {
+    std::string label(61, 'a');
+    std::string longest = label + "." + label + "." + label + "." + label + ".tests";
+    ASSERT_EQ(longest.size(), 253u);
+    std::string b = acme::certificate_basename({dns(longest)}, KeyType::ecdsa256);
+    EXPECT_EQ(b.size(), acme::max_basename_name + 9);
+    EXPECT_EQ(b.rfind(longest.substr(0, acme::max_basename_name) + "-", 0), 0u);
+    // Names that differ only after the cut get different ids.
+    std::string other = longest.substr(0, 252) + "x";
+    EXPECT_NE(b, acme::certificate_basename({dns(other)}, KeyType::ecdsa256));
+    // Short names are as they were.
+    EXPECT_EQ(
+        acme::certificate_basename({dns("example.test"), dns("a.example.test")}, KeyType::ecdsa256),
+        "example.test-adbc3a60");
+
+    TempDir tmp;
+    FileStorage store(tmp.path());
+    store.store(b + acme::storage_keys::order_suffix, "{}", acme::Access::secret);
+    EXPECT_EQ(store.load(b + acme::storage_keys::order_suffix), std::optional<std::string>("{}"));
 }
 
 TEST(CertificateBasename, NeedsIdentifiers) {
