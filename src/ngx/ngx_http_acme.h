@@ -130,8 +130,6 @@ ngx_int_t ngx_http_acme_init_single(ngx_cycle_t *cycle);
 
 // A NUL-terminated copy in the pool; data is NULL when out of memory.
 ngx_str_t ngx_http_acme_pstrdup(ngx_pool_t *pool, const std::string &s);
-// Reads a whole file (name NUL-terminated); false with errno set on failure.
-bool ngx_http_acme_read_file(const ngx_str_t &path, std::string *out);
 
 inline std::string ngx_http_acme_string(const ngx_str_t &s) {
     return std::string(reinterpret_cast<const char *>(s.data), s.len);

@@ -8,8 +8,9 @@
 
 #include "acme/base64url.h"
 #include "acme/challenge.h"
+#include "acme/file_io.h"
 #include "acme/identifier.h"
-#include "acme/store.h"
+#include "acme/storage.h"
 #include "ngx/ngx_http_acme.h"
 
 namespace {
@@ -281,9 +282,10 @@ char *issuer_external_account_key(ngx_conf_t *cf, ngx_http_acme_issuer_t *issuer
         if (full_name(cf, &file) != NGX_OK) {
             return static_cast<char *>(NGX_CONF_ERROR);
         }
-        if (!ngx_http_acme_read_file(file, &text)) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                               "cannot read external_account_key \"%s\"", file.data);
+        int err = acme::read_whole_file(ngx_http_acme_string(file), &text);
+        if (err != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, err, "cannot read external_account_key \"%s\"",
+                               file.data);
             return static_cast<char *>(NGX_CONF_ERROR);
         }
     }
@@ -398,9 +400,9 @@ char *ngx_http_acme_issuer_directive(ngx_conf_t *cf, ngx_command_t *, void *conf
         }
         // Checked here so that nginx -t reports it; the engine reads it again.
         std::string pem;
-        if (!ngx_http_acme_read_file(file, &pem)) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno, "cannot read account_key \"%s\"",
-                               file.data);
+        int err = acme::read_whole_file(ngx_http_acme_string(file), &pem);
+        if (err != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, err, "cannot read account_key \"%s\"", file.data);
             return static_cast<char *>(NGX_CONF_ERROR);
         }
         try {

@@ -1,16 +1,15 @@
 // Certificates in nginx's SSL contexts: the in-memory fallback, the stored
 // certificate installed at configuration time, and the hot swap in each
 // worker when the engine has stored a new one.
-#include <fcntl.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <exception>
 #include <memory>
 
-#include "acme/store.h"
+#include "acme/file_io.h"
+#include "acme/storage.h"
 #include "ngx/ngx_http_acme.h"
 
 namespace {
@@ -114,8 +113,8 @@ bool read_pair(const ngx_http_acme_served_t &served, std::string *crt, std::stri
     if (stat(reinterpret_cast<const char *>(served.crt_path.data), st) != 0) {
         return false;
     }
-    return ngx_http_acme_read_file(served.crt_path, crt) &&
-           ngx_http_acme_read_file(served.key_path, key);
+    return acme::read_whole_file(ngx_http_acme_string(served.crt_path), crt) == 0 &&
+           acme::read_whole_file(ngx_http_acme_string(served.key_path), key) == 0;
 }
 
 ngx_str_t join_path(ngx_pool_t *pool, const ngx_str_t &dir, const ngx_str_t &base,
@@ -211,23 +210,6 @@ ngx_str_t ngx_http_acme_pstrdup(ngx_pool_t *pool, const std::string &s) {
     return out;
 }
 
-bool ngx_http_acme_read_file(const ngx_str_t &path, std::string *out) {
-    int fd = open(reinterpret_cast<const char *>(path.data), O_RDONLY | O_CLOEXEC);
-    if (fd == -1) {
-        return false;
-    }
-    out->clear();
-    char buf[8192];
-    ssize_t n;
-    while ((n = read(fd, buf, sizeof(buf))) > 0) {
-        out->append(buf, n);
-    }
-    int err = errno;
-    close(fd);
-    errno = err;
-    return n == 0;
-}
-
 char *ngx_http_acme_add_fallback(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
                                  acme::KeyType type) {
     auto index = static_cast<size_t>(type);
@@ -276,7 +258,8 @@ ngx_int_t ngx_http_acme_serve(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
                               ngx_http_acme_cert_t *cert, ngx_str_t *state_path, SSL_CTX *ctx) {
     ngx_http_acme_served_t *served = nullptr;
     auto *all = static_cast<ngx_http_acme_served_t *>(amcf->served.elts);
-    ngx_str_t crt_path = join_path(cf->pool, *state_path, cert->basename, ".crt");
+    ngx_str_t crt_path =
+        join_path(cf->pool, *state_path, cert->basename, acme::storage_keys::cert_suffix);
     if (crt_path.data == nullptr) {
         return NGX_ERROR;
     }
@@ -303,7 +286,8 @@ ngx_int_t ngx_http_acme_serve(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
         // The array moves as it grows: certificates refer to it by index.
         cert->served = amcf->served.nelts;
         served->crt_path = crt_path;
-        served->key_path = join_path(cf->pool, *state_path, cert->basename, ".key");
+        served->key_path =
+            join_path(cf->pool, *state_path, cert->basename, acme::storage_keys::key_suffix);
         served->basename = cert->basename;
         if (served->key_path.data == nullptr ||
             ngx_array_init(&served->ctxs, cf->pool, 1, sizeof(SSL_CTX *)) != NGX_OK) {
