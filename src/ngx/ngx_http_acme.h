@@ -26,6 +26,9 @@ extern "C" {
 
 #define NGX_HTTP_ACME_KEY_TYPES 5  // acme::KeyType values
 
+// NGX_CONF_ERROR is (void *) -1, which C++ turns into a char * only by a cast.
+#define NGX_HTTP_ACME_CONF_ERROR static_cast<char *>(NGX_CONF_ERROR)
+
 extern "C" ngx_module_t ngx_http_acme_module;
 
 struct ngx_http_acme_tls_alpn_t;  // ngx_http_acme_tls_alpn.cpp
@@ -57,7 +60,7 @@ struct ngx_http_acme_issuer_t {
 // One acme_certificate directive.
 struct ngx_http_acme_cert_t {
     ngx_str_t issuer_name;
-    ngx_http_acme_issuer_t *issuer;  // resolved in postconfiguration
+    ngx_http_acme_issuer_t *issuer;  // resolved at merge
     ngx_array_t identifiers;  // ngx_str_t, normalised; filled from server_name when not given
     ngx_uint_t explicit_identifiers;
     acme::KeyType key_type;
@@ -100,6 +103,28 @@ struct ngx_http_acme_srv_conf_t {
     ngx_array_t *certs;  // ngx_http_acme_cert_t *
 };
 
+// ngx_http_acme_module.cpp
+// Logs an [emerg] at the directive being parsed (nginx adds its file:line),
+// with the text of `err` when not 0, and returns NGX_CONF_ERROR.
+char *ngx_http_acme_conf_error(ngx_conf_t *cf, ngx_err_t err, const char *fmt, ...);
+// renew_before_expiry and renew=: an nginx time ("30d", "12h") or "33%".
+bool ngx_http_acme_parse_renew_before(ngx_str_t value, acme::RenewBefore *out);
+// What the messages about a bad key type or renewal time expect.
+inline constexpr char ngx_http_acme_key_types_expected[] =
+    "ecdsa:256, ecdsa:384, rsa:2048, rsa:3072 or rsa:4096";
+inline constexpr char ngx_http_acme_renew_before_expected[] =
+    "a time (such as 30d) or a percentage of the lifetime (1% to 99%) is expected";
+
+// ngx_http_acme_issuer.cpp
+char *ngx_http_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_http_acme_issuer_t *ngx_http_acme_find_issuer(ngx_http_acme_main_conf_t *amcf,
+                                                  const ngx_str_t &name);
+
+// ngx_http_acme_certificate.cpp
+char *ngx_http_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_acme_merge_certificates(ngx_conf_t *cf, ngx_http_acme_srv_conf_t *conf);
+void ngx_http_acme_warn_shared_certificates(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf);
+
 // ngx_http_acme_ssl.cpp
 char *ngx_http_acme_add_fallback(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
                                  acme::KeyType type);
@@ -115,6 +140,7 @@ ngx_int_t ngx_http_acme_take_over_certificates(ngx_conf_t *cf, ngx_http_acme_mai
                                                ngx_http_ssl_srv_conf_t *sscf);
 
 // ngx_http_acme_zone.cpp
+char *ngx_http_acme_shared_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_http_acme_add_zone(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf);
 acme::SharedState *ngx_http_acme_shared_state(ngx_cycle_t *cycle);
 
@@ -133,4 +159,8 @@ ngx_str_t ngx_http_acme_pstrdup(ngx_pool_t *pool, const std::string &s);
 
 inline std::string ngx_http_acme_string(const ngx_str_t &s) {
     return std::string(reinterpret_cast<const char *>(s.data), s.len);
+}
+
+inline bool ngx_http_acme_str_eq(const ngx_str_t &a, const ngx_str_t &b) {
+    return a.len == b.len && (a.len == 0 || ngx_memcmp(a.data, b.data, a.len) == 0);
 }

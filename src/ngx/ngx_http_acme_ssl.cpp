@@ -223,14 +223,13 @@ char *ngx_http_acme_add_fallback(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf
             amcf->fallback_key[index] = {pem.size(),
                                          static_cast<u_char *>(ngx_pnalloc(cf->pool, pem.size()))};
             if (!amcf->fallback_cert[index].data || !amcf->fallback_key[index].data) {
-                return static_cast<char *>(NGX_CONF_ERROR);
+                return NGX_HTTP_ACME_CONF_ERROR;
             }
             ngx_memcpy(amcf->fallback_cert[index].data, crt.data(), crt.size());
             ngx_memcpy(amcf->fallback_key[index].data, pem.data(), pem.size());
         } catch (const std::exception &e) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "cannot make a fallback certificate: %s",
-                               e.what());
-            return static_cast<char *>(NGX_CONF_ERROR);
+            return ngx_http_acme_conf_error(cf, 0, "cannot make a fallback certificate: %s",
+                                            e.what());
         }
     }
 
@@ -240,14 +239,14 @@ char *ngx_http_acme_add_fallback(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf
         if (*arr == NGX_CONF_UNSET_PTR) {
             *arr = ngx_array_create(cf->pool, 1, sizeof(ngx_str_t));
             if (*arr == nullptr) {
-                return static_cast<char *>(NGX_CONF_ERROR);
+                return NGX_HTTP_ACME_CONF_ERROR;
             }
         }
     }
     auto *c = static_cast<ngx_str_t *>(ngx_array_push(sscf->certificates));
     auto *k = static_cast<ngx_str_t *>(ngx_array_push(sscf->certificate_keys));
     if (c == nullptr || k == nullptr) {
-        return static_cast<char *>(NGX_CONF_ERROR);
+        return NGX_HTTP_ACME_CONF_ERROR;
     }
     *c = amcf->fallback_cert[index];
     *k = amcf->fallback_key[index];
