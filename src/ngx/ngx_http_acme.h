@@ -9,6 +9,7 @@ extern "C" {
 }
 
 #include <string>
+#include <unordered_map>
 
 #include "acme/crypto.h"
 #include "acme/schedule.h"
@@ -67,7 +68,14 @@ struct ngx_http_acme_cert_t {
     ngx_str_t profile;               // profile=; empty: the issuer's
     acme::RenewBefore renew_before;  // renew=; unset: the issuer's
     ngx_str_t basename;              // store file base name, set at merge
-    ngx_uint_t served;               // 1 + index in amcf->served once served, else 0
+    // Servers with the same names, key type and issuer share one certificate,
+    // ordered with the settings of the first of them: that first
+    // acme_certificate (this one when none came before), set at merge.
+    ngx_http_acme_cert_t *first;
+    ngx_uint_t served;  // 1 + index in amcf->served once served, else 0
+    // On a first one: the served of every server that shares it (the entry
+    // made when the first of them was served), else 0.
+    ngx_uint_t shared_served;
     u_char *file;
     ngx_uint_t line;
 };
@@ -86,10 +94,14 @@ struct ngx_http_acme_served_t {
     ngx_str_t pem_key;   // empty while the fallback is in use (malloc'd)
 };
 
+// The first acme_certificate of each issuer "/" basename, while merging.
+using ngx_http_acme_cert_index_t = std::unordered_map<std::string, ngx_http_acme_cert_t *>;
+
 struct ngx_http_acme_main_conf_t {
-    ngx_array_t issuers;  // ngx_http_acme_issuer_t *
-    ngx_array_t certs;    // ngx_http_acme_cert_t *
-    ngx_array_t served;   // ngx_http_acme_served_t
+    ngx_array_t issuers;                     // ngx_http_acme_issuer_t *
+    ngx_array_t certs;                       // ngx_http_acme_cert_t *
+    ngx_http_acme_cert_index_t *cert_index;  // made by the first merge, freed with the pool
+    ngx_array_t served;                      // ngx_http_acme_served_t
     ngx_shm_zone_t *zone;
     ngx_str_t zone_name;
     size_t zone_size;

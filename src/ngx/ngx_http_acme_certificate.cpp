@@ -219,6 +219,29 @@ ngx_int_t identifiers_from_server_names(ngx_conf_t *cf, ngx_http_acme_cert_t *ce
     return NGX_OK;
 }
 
+void free_cert_index(void *data) { delete static_cast<ngx_http_acme_cert_index_t *>(data); }
+
+// Finds the first acme_certificate with the same issuer and basename, the
+// one whose certificate this one shares (engine, served entry, warning).
+// Servers are merged in configuration order, so the first one met is the
+// first one configured.
+ngx_int_t find_first(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf, ngx_http_acme_cert_t *cert) {
+    if (amcf->cert_index == nullptr) {
+        ngx_pool_cleanup_t *cln = ngx_pool_cleanup_add(cf->pool, 0);
+        if (cln == nullptr) {
+            return NGX_ERROR;
+        }
+        amcf->cert_index = new ngx_http_acme_cert_index_t();
+        cln->handler = free_cert_index;
+        cln->data = amcf->cert_index;
+    }
+    // Issuer names have no '/': the key is unambiguous.
+    std::string key =
+        ngx_http_acme_string(cert->issuer->name) + "/" + ngx_http_acme_string(cert->basename);
+    cert->first = amcf->cert_index->emplace(std::move(key), cert).first->second;
+    return NGX_OK;
+}
+
 }  // namespace
 
 char *ngx_http_acme_certificate(ngx_conf_t *cf, ngx_command_t *, void *conf) {
@@ -277,7 +300,7 @@ char *ngx_http_acme_merge_certificates(ngx_conf_t *cf, ngx_http_acme_srv_conf_t 
         }
         cert->basename =
             ngx_http_acme_pstrdup(cf->pool, acme::certificate_basename(ids, cert->key_type));
-        if (cert->basename.data == nullptr) {
+        if (cert->basename.data == nullptr || find_first(cf, amcf, cert) != NGX_OK) {
             return NGX_HTTP_ACME_CONF_ERROR;
         }
 
@@ -295,26 +318,22 @@ char *ngx_http_acme_merge_certificates(ngx_conf_t *cf, ngx_http_acme_srv_conf_t 
     return NGX_CONF_OK;
 }
 
-// Servers with the same names, key type and issuer share one certificate,
-// ordered with the settings of the first of them: say so when others differ.
+// The shared certificate is ordered with the settings of the first server:
+// say so when the others' differ.
 void ngx_http_acme_warn_shared_certificates(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf) {
     auto **certs = static_cast<ngx_http_acme_cert_t **>(amcf->certs.elts);
-    for (ngx_uint_t i = 1; i < amcf->certs.nelts; i++) {
-        for (ngx_uint_t k = 0; k < i; k++) {
-            const ngx_http_acme_cert_t &a = *certs[k], &b = *certs[i];
-            if (a.issuer != b.issuer ||
-                ngx_http_acme_string(a.basename) != ngx_http_acme_string(b.basename)) {
-                continue;
-            }
-            if (ngx_http_acme_string(a.profile) != ngx_http_acme_string(b.profile) ||
-                a.renew_before.seconds != b.renew_before.seconds ||
-                a.renew_before.percent != b.renew_before.percent) {
-                ngx_log_error(NGX_LOG_WARN, cf->log, 0,
-                              "acme_certificate in %s:%ui shares its certificate with the one in "
-                              "%s:%ui, whose profile= and renew= are used",
-                              b.file, b.line, a.file, a.line);
-            }
-            break;
+    for (ngx_uint_t i = 0; i < amcf->certs.nelts; i++) {
+        const ngx_http_acme_cert_t &b = *certs[i], &a = *b.first;
+        if (&a == &b) {
+            continue;
+        }
+        if (!ngx_http_acme_str_eq(a.profile, b.profile) ||
+            a.renew_before.seconds != b.renew_before.seconds ||
+            a.renew_before.percent != b.renew_before.percent) {
+            ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                          "acme_certificate in %s:%ui shares its certificate with the one in "
+                          "%s:%ui, whose profile= and renew= are used",
+                          b.file, b.line, a.file, a.line);
         }
     }
 }

@@ -255,20 +255,10 @@ char *ngx_http_acme_add_fallback(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf
 
 ngx_int_t ngx_http_acme_serve(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
                               ngx_http_acme_cert_t *cert, ngx_str_t *state_path, SSL_CTX *ctx) {
-    ngx_http_acme_served_t *served = nullptr;
-    auto *all = static_cast<ngx_http_acme_served_t *>(amcf->served.elts);
-    ngx_str_t crt_path =
-        join_path(cf->pool, *state_path, cert->basename, acme::storage_keys::cert_suffix);
-    if (crt_path.data == nullptr) {
-        return NGX_ERROR;
-    }
-    for (ngx_uint_t i = 0; i < amcf->served.nelts; i++) {
-        if (ngx_http_acme_string(all[i].crt_path) == ngx_http_acme_string(crt_path)) {
-            served = &all[i];
-            cert->served = i + 1;
-        }
-    }
-    if (served == nullptr) {
+    // Servers that share a certificate share its entry, made by the first
+    // of them that is served.
+    ngx_uint_t &shared = cert->first->shared_served;
+    if (shared == 0) {
         if (amcf->served.nelts == 0) {
             ngx_pool_cleanup_t *cln = ngx_pool_cleanup_add(cf->pool, 0);
             if (cln == nullptr) {
@@ -277,22 +267,25 @@ ngx_int_t ngx_http_acme_serve(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
             cln->handler = forget_all_pem;
             cln->data = amcf;
         }
-        served = static_cast<ngx_http_acme_served_t *>(ngx_array_push(&amcf->served));
-        if (served == nullptr) {
+        auto *entry = static_cast<ngx_http_acme_served_t *>(ngx_array_push(&amcf->served));
+        if (entry == nullptr) {
             return NGX_ERROR;
         }
-        ngx_memzero(served, sizeof(*served));
+        ngx_memzero(entry, sizeof(*entry));
         // The array moves as it grows: certificates refer to it by index.
-        cert->served = amcf->served.nelts;
-        served->crt_path = crt_path;
-        served->key_path =
+        shared = amcf->served.nelts;
+        entry->crt_path =
+            join_path(cf->pool, *state_path, cert->basename, acme::storage_keys::cert_suffix);
+        entry->key_path =
             join_path(cf->pool, *state_path, cert->basename, acme::storage_keys::key_suffix);
-        served->basename = cert->basename;
-        if (served->key_path.data == nullptr ||
-            ngx_array_init(&served->ctxs, cf->pool, 1, sizeof(SSL_CTX *)) != NGX_OK) {
+        entry->basename = cert->basename;
+        if (entry->crt_path.data == nullptr || entry->key_path.data == nullptr ||
+            ngx_array_init(&entry->ctxs, cf->pool, 1, sizeof(SSL_CTX *)) != NGX_OK) {
             return NGX_ERROR;
         }
     }
+    cert->served = shared;
+    auto *served = static_cast<ngx_http_acme_served_t *>(amcf->served.elts) + shared - 1;
     auto **slot = static_cast<SSL_CTX **>(ngx_array_push(&served->ctxs));
     if (slot == nullptr) {
         return NGX_ERROR;
@@ -312,13 +305,13 @@ ngx_int_t ngx_http_acme_serve(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
         ngx_log_error(NGX_LOG_WARN, cf->log, 0,
                       "acme: stored certificate \"%s\" is not usable (%s), serving the fallback "
                       "until it is renewed",
-                      crt_path.data, error.c_str());
+                      served->crt_path.data, error.c_str());
         return NGX_OK;
     }
     if (!install(ctx, pair)) {
         ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
                       const_cast<char *>("acme: SSL_CTX_use_cert_and_key(\"%s\") failed"),
-                      crt_path.data);
+                      served->crt_path.data);
         return NGX_ERROR;
     }
     if (served->mtime != st.st_mtime || served->inode != st.st_ino) {
