@@ -9,6 +9,7 @@ extern "C" {
 }
 
 #include <string>
+#include <unordered_map>
 
 #include "acme/crypto.h"
 #include "acme/schedule.h"
@@ -25,6 +26,9 @@ extern "C" {
 #endif
 
 #define NGX_HTTP_ACME_KEY_TYPES 5  // acme::KeyType values
+
+// NGX_CONF_ERROR is (void *) -1, which C++ turns into a char * only by a cast.
+#define NGX_HTTP_ACME_CONF_ERROR static_cast<char *>(NGX_CONF_ERROR)
 
 extern "C" ngx_module_t ngx_http_acme_module;
 
@@ -57,14 +61,21 @@ struct ngx_http_acme_issuer_t {
 // One acme_certificate directive.
 struct ngx_http_acme_cert_t {
     ngx_str_t issuer_name;
-    ngx_http_acme_issuer_t *issuer;  // resolved in postconfiguration
+    ngx_http_acme_issuer_t *issuer;  // resolved at merge
     ngx_array_t identifiers;  // ngx_str_t, normalised; filled from server_name when not given
     ngx_uint_t explicit_identifiers;
     acme::KeyType key_type;
     ngx_str_t profile;               // profile=; empty: the issuer's
     acme::RenewBefore renew_before;  // renew=; unset: the issuer's
     ngx_str_t basename;              // store file base name, set at merge
-    ngx_uint_t served;               // 1 + index in amcf->served once served, else 0
+    // Servers with the same names, key type and issuer share one certificate,
+    // ordered with the settings of the first of them: that first
+    // acme_certificate (this one when none came before), set at merge.
+    ngx_http_acme_cert_t *first;
+    ngx_uint_t served;  // 1 + index in amcf->served once served, else 0
+    // On a first one: the served of every server that shares it (the entry
+    // made when the first of them was served), else 0.
+    ngx_uint_t shared_served;
     u_char *file;
     ngx_uint_t line;
 };
@@ -83,10 +94,14 @@ struct ngx_http_acme_served_t {
     ngx_str_t pem_key;   // empty while the fallback is in use (malloc'd)
 };
 
+// The first acme_certificate of each issuer "/" basename, while merging.
+using ngx_http_acme_cert_index_t = std::unordered_map<std::string, ngx_http_acme_cert_t *>;
+
 struct ngx_http_acme_main_conf_t {
-    ngx_array_t issuers;  // ngx_http_acme_issuer_t *
-    ngx_array_t certs;    // ngx_http_acme_cert_t *
-    ngx_array_t served;   // ngx_http_acme_served_t
+    ngx_array_t issuers;                     // ngx_http_acme_issuer_t *
+    ngx_array_t certs;                       // ngx_http_acme_cert_t *
+    ngx_http_acme_cert_index_t *cert_index;  // made by the first merge, freed with the pool
+    ngx_array_t served;                      // ngx_http_acme_served_t
     ngx_shm_zone_t *zone;
     ngx_str_t zone_name;
     size_t zone_size;
@@ -99,6 +114,28 @@ struct ngx_http_acme_main_conf_t {
 struct ngx_http_acme_srv_conf_t {
     ngx_array_t *certs;  // ngx_http_acme_cert_t *
 };
+
+// ngx_http_acme_module.cpp
+// Logs an [emerg] at the directive being parsed (nginx adds its file:line),
+// with the text of `err` when not 0, and returns NGX_CONF_ERROR.
+char *ngx_http_acme_conf_error(ngx_conf_t *cf, ngx_err_t err, const char *fmt, ...);
+// renew_before_expiry and renew=: an nginx time ("30d", "12h") or "33%".
+bool ngx_http_acme_parse_renew_before(ngx_str_t value, acme::RenewBefore *out);
+// What the messages about a bad key type or renewal time expect.
+inline constexpr char ngx_http_acme_key_types_expected[] =
+    "ecdsa:256, ecdsa:384, rsa:2048, rsa:3072 or rsa:4096";
+inline constexpr char ngx_http_acme_renew_before_expected[] =
+    "a time (such as 30d) or a percentage of the lifetime (1% to 99%) is expected";
+
+// ngx_http_acme_issuer.cpp
+char *ngx_http_acme_issuer_block(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_http_acme_issuer_t *ngx_http_acme_find_issuer(ngx_http_acme_main_conf_t *amcf,
+                                                  const ngx_str_t &name);
+
+// ngx_http_acme_certificate.cpp
+char *ngx_http_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_acme_merge_certificates(ngx_conf_t *cf, ngx_http_acme_srv_conf_t *conf);
+void ngx_http_acme_warn_shared_certificates(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf);
 
 // ngx_http_acme_ssl.cpp
 char *ngx_http_acme_add_fallback(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
@@ -115,6 +152,7 @@ ngx_int_t ngx_http_acme_take_over_certificates(ngx_conf_t *cf, ngx_http_acme_mai
                                                ngx_http_ssl_srv_conf_t *sscf);
 
 // ngx_http_acme_zone.cpp
+char *ngx_http_acme_shared_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_http_acme_add_zone(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf);
 acme::SharedState *ngx_http_acme_shared_state(ngx_cycle_t *cycle);
 
@@ -130,9 +168,11 @@ ngx_int_t ngx_http_acme_init_single(ngx_cycle_t *cycle);
 
 // A NUL-terminated copy in the pool; data is NULL when out of memory.
 ngx_str_t ngx_http_acme_pstrdup(ngx_pool_t *pool, const std::string &s);
-// Reads a whole file (name NUL-terminated); false with errno set on failure.
-bool ngx_http_acme_read_file(const ngx_str_t &path, std::string *out);
 
 inline std::string ngx_http_acme_string(const ngx_str_t &s) {
     return std::string(reinterpret_cast<const char *>(s.data), s.len);
+}
+
+inline bool ngx_http_acme_str_eq(const ngx_str_t &a, const ngx_str_t &b) {
+    return a.len == b.len && (a.len == 0 || ngx_memcmp(a.data, b.data, a.len) == 0);
 }

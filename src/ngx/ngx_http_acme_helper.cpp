@@ -106,6 +106,11 @@ acme::EngineConfig engine_config(ngx_http_acme_main_conf_t *amcf) {
 
     auto **certs = static_cast<ngx_http_acme_cert_t **>(amcf->certs.elts);
     for (ngx_uint_t i = 0; i < amcf->certs.nelts; i++) {
+        // Servers that share names, key type and issuer share one
+        // certificate, ordered with the first one's settings.
+        if (certs[i]->first != certs[i]) {
+            continue;
+        }
         acme::CertificateConfig cc;
         cc.issuer = ngx_http_acme_string(certs[i]->issuer->name);
         cc.key_type = certs[i]->key_type;
@@ -115,14 +120,7 @@ acme::EngineConfig engine_config(ngx_http_acme_main_conf_t *amcf) {
         for (ngx_uint_t k = 0; k < certs[i]->identifiers.nelts; k++) {
             cc.identifiers.push_back(acme::parse_identifier(ngx_http_acme_string(ids[k])));
         }
-        // Servers that share names, key type and issuer share one certificate.
-        bool seen = false;
-        for (const auto &other : config.certificates) {
-            seen = seen || (other.issuer == cc.issuer && other.basename() == cc.basename());
-        }
-        if (!seen) {
-            config.certificates.push_back(std::move(cc));
-        }
+        config.certificates.push_back(std::move(cc));
     }
     return config;
 }

@@ -1,15 +1,14 @@
 // Certificates in nginx's SSL contexts: the in-memory fallback, the stored
 // certificate installed at configuration time, and the hot swap in each
 // worker when the engine has stored a new one.
-#include <fcntl.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <exception>
 #include <memory>
 
+#include "acme/file_io.h"
 #include "acme/storage.h"
 #include "ngx/ngx_http_acme.h"
 
@@ -114,8 +113,8 @@ bool read_pair(const ngx_http_acme_served_t &served, std::string *crt, std::stri
     if (stat(reinterpret_cast<const char *>(served.crt_path.data), st) != 0) {
         return false;
     }
-    return ngx_http_acme_read_file(served.crt_path, crt) &&
-           ngx_http_acme_read_file(served.key_path, key);
+    return acme::read_whole_file(ngx_http_acme_string(served.crt_path), crt) == 0 &&
+           acme::read_whole_file(ngx_http_acme_string(served.key_path), key) == 0;
 }
 
 ngx_str_t join_path(ngx_pool_t *pool, const ngx_str_t &dir, const ngx_str_t &base,
@@ -211,23 +210,6 @@ ngx_str_t ngx_http_acme_pstrdup(ngx_pool_t *pool, const std::string &s) {
     return out;
 }
 
-bool ngx_http_acme_read_file(const ngx_str_t &path, std::string *out) {
-    int fd = open(reinterpret_cast<const char *>(path.data), O_RDONLY | O_CLOEXEC);
-    if (fd == -1) {
-        return false;
-    }
-    out->clear();
-    char buf[8192];
-    ssize_t n;
-    while ((n = read(fd, buf, sizeof(buf))) > 0) {
-        out->append(buf, n);
-    }
-    int err = errno;
-    close(fd);
-    errno = err;
-    return n == 0;
-}
-
 char *ngx_http_acme_add_fallback(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
                                  acme::KeyType type) {
     auto index = static_cast<size_t>(type);
@@ -241,14 +223,13 @@ char *ngx_http_acme_add_fallback(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf
             amcf->fallback_key[index] = {pem.size(),
                                          static_cast<u_char *>(ngx_pnalloc(cf->pool, pem.size()))};
             if (!amcf->fallback_cert[index].data || !amcf->fallback_key[index].data) {
-                return static_cast<char *>(NGX_CONF_ERROR);
+                return NGX_HTTP_ACME_CONF_ERROR;
             }
             ngx_memcpy(amcf->fallback_cert[index].data, crt.data(), crt.size());
             ngx_memcpy(amcf->fallback_key[index].data, pem.data(), pem.size());
         } catch (const std::exception &e) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "cannot make a fallback certificate: %s",
-                               e.what());
-            return static_cast<char *>(NGX_CONF_ERROR);
+            return ngx_http_acme_conf_error(cf, 0, "cannot make a fallback certificate: %s",
+                                            e.what());
         }
     }
 
@@ -258,14 +239,14 @@ char *ngx_http_acme_add_fallback(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf
         if (*arr == NGX_CONF_UNSET_PTR) {
             *arr = ngx_array_create(cf->pool, 1, sizeof(ngx_str_t));
             if (*arr == nullptr) {
-                return static_cast<char *>(NGX_CONF_ERROR);
+                return NGX_HTTP_ACME_CONF_ERROR;
             }
         }
     }
     auto *c = static_cast<ngx_str_t *>(ngx_array_push(sscf->certificates));
     auto *k = static_cast<ngx_str_t *>(ngx_array_push(sscf->certificate_keys));
     if (c == nullptr || k == nullptr) {
-        return static_cast<char *>(NGX_CONF_ERROR);
+        return NGX_HTTP_ACME_CONF_ERROR;
     }
     *c = amcf->fallback_cert[index];
     *k = amcf->fallback_key[index];
@@ -274,19 +255,10 @@ char *ngx_http_acme_add_fallback(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf
 
 ngx_int_t ngx_http_acme_serve(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
                               ngx_http_acme_cert_t *cert, ngx_str_t *state_path, SSL_CTX *ctx) {
-    ngx_http_acme_served_t *served = nullptr;
-    auto *all = static_cast<ngx_http_acme_served_t *>(amcf->served.elts);
-    ngx_str_t crt_path = join_path(cf->pool, *state_path, cert->basename, ".crt");
-    if (crt_path.data == nullptr) {
-        return NGX_ERROR;
-    }
-    for (ngx_uint_t i = 0; i < amcf->served.nelts; i++) {
-        if (ngx_http_acme_string(all[i].crt_path) == ngx_http_acme_string(crt_path)) {
-            served = &all[i];
-            cert->served = i + 1;
-        }
-    }
-    if (served == nullptr) {
+    // Servers that share a certificate share its entry, made by the first
+    // of them that is served.
+    ngx_uint_t &shared = cert->first->shared_served;
+    if (shared == 0) {
         if (amcf->served.nelts == 0) {
             ngx_pool_cleanup_t *cln = ngx_pool_cleanup_add(cf->pool, 0);
             if (cln == nullptr) {
@@ -295,21 +267,25 @@ ngx_int_t ngx_http_acme_serve(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
             cln->handler = forget_all_pem;
             cln->data = amcf;
         }
-        served = static_cast<ngx_http_acme_served_t *>(ngx_array_push(&amcf->served));
-        if (served == nullptr) {
+        auto *entry = static_cast<ngx_http_acme_served_t *>(ngx_array_push(&amcf->served));
+        if (entry == nullptr) {
             return NGX_ERROR;
         }
-        ngx_memzero(served, sizeof(*served));
+        ngx_memzero(entry, sizeof(*entry));
         // The array moves as it grows: certificates refer to it by index.
-        cert->served = amcf->served.nelts;
-        served->crt_path = crt_path;
-        served->key_path = join_path(cf->pool, *state_path, cert->basename, ".key");
-        served->basename = cert->basename;
-        if (served->key_path.data == nullptr ||
-            ngx_array_init(&served->ctxs, cf->pool, 1, sizeof(SSL_CTX *)) != NGX_OK) {
+        shared = amcf->served.nelts;
+        entry->crt_path =
+            join_path(cf->pool, *state_path, cert->basename, acme::storage_keys::cert_suffix);
+        entry->key_path =
+            join_path(cf->pool, *state_path, cert->basename, acme::storage_keys::key_suffix);
+        entry->basename = cert->basename;
+        if (entry->crt_path.data == nullptr || entry->key_path.data == nullptr ||
+            ngx_array_init(&entry->ctxs, cf->pool, 1, sizeof(SSL_CTX *)) != NGX_OK) {
             return NGX_ERROR;
         }
     }
+    cert->served = shared;
+    auto *served = static_cast<ngx_http_acme_served_t *>(amcf->served.elts) + shared - 1;
     auto **slot = static_cast<SSL_CTX **>(ngx_array_push(&served->ctxs));
     if (slot == nullptr) {
         return NGX_ERROR;
@@ -329,13 +305,13 @@ ngx_int_t ngx_http_acme_serve(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
         ngx_log_error(NGX_LOG_WARN, cf->log, 0,
                       "acme: stored certificate \"%s\" is not usable (%s), serving the fallback "
                       "until it is renewed",
-                      crt_path.data, error.c_str());
+                      served->crt_path.data, error.c_str());
         return NGX_OK;
     }
     if (!install(ctx, pair)) {
         ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
                       const_cast<char *>("acme: SSL_CTX_use_cert_and_key(\"%s\") failed"),
-                      crt_path.data);
+                      served->crt_path.data);
         return NGX_ERROR;
     }
     if (served->mtime != st.st_mtime || served->inode != st.st_ino) {

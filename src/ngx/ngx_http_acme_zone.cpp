@@ -1,6 +1,6 @@
 // The shared memory zone that carries http-01 answers and certificate
 // generations from the engine to the workers (acme::SharedState inside an
-// nginx zone).
+// nginx zone), and acme_shared_zone, which names and sizes it.
 #include <new>
 
 #include "ngx/ngx_http_acme.h"
@@ -39,6 +39,39 @@ ngx_int_t ngx_http_acme_init_zone(ngx_shm_zone_t *zone, void *) {
 }
 
 }  // namespace
+
+char *ngx_http_acme_shared_zone(ngx_conf_t *cf, ngx_command_t *, void *conf) {
+    auto *amcf = static_cast<ngx_http_acme_main_conf_t *>(conf);
+    auto *value = static_cast<ngx_str_t *>(cf->args->elts);
+
+    if (amcf->zone_size != NGX_CONF_UNSET_SIZE) {
+        return const_cast<char *>("is duplicate");
+    }
+    if (value[1].len <= 5 || ngx_strncmp(value[1].data, "zone=", 5) != 0) {
+        return ngx_http_acme_conf_error(
+            cf, 0, "invalid parameter \"%V\": zone=NAME:SIZE is expected", &value[1]);
+    }
+    ngx_str_t spec{value[1].len - 5, value[1].data + 5};
+    u_char *colon = static_cast<u_char *>(ngx_strlchr(spec.data, spec.data + spec.len, ':'));
+    if (colon == nullptr || colon == spec.data) {
+        return ngx_http_acme_conf_error(cf, 0, "invalid zone \"%V\": zone=NAME:SIZE is expected",
+                                        &value[1]);
+    }
+    ngx_str_t size_text{static_cast<size_t>(spec.data + spec.len - colon - 1), colon + 1};
+    ssize_t size = ngx_parse_size(&size_text);
+    if (size == NGX_ERROR) {
+        return ngx_http_acme_conf_error(cf, 0, "invalid zone size \"%V\"", &value[1]);
+    }
+    size_t min_size = acme::SharedState::min_size() + 16 * ngx_pagesize;
+    if (static_cast<size_t>(size) < min_size) {
+        return ngx_http_acme_conf_error(cf, 0, "zone \"%V\" is too small: at least %uzk", &value[1],
+                                        min_size / 1024 + 1);
+    }
+    amcf->zone_name.len = colon - spec.data;
+    amcf->zone_name.data = spec.data;
+    amcf->zone_size = size;
+    return NGX_CONF_OK;
+}
 
 ngx_int_t ngx_http_acme_add_zone(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf) {
     amcf->zone =
