@@ -333,13 +333,15 @@ EOF
     qr/wildcard identifier "\*\.example\.test" in \S+ needs the dns-01 challenge, which issuer "alpn" does not use/,
     qr/acme_certificate alpn \*\.example\.test;/, located => 'inline';
 
-rejects 'wildcard server_name with the http-01 issuer', <<"EOF",
+# A wildcard server_name is skipped (without dns-01 it cannot be had),
+# and then nothing is left.
+rejects 'only a wildcard server_name with the http-01 issuer', <<"EOF",
 http {
 $issuer
 @{[ server("        server_name *.example.test;\n        acme_certificate test;") ]}
 }
 EOF
-    qr/wildcard identifier "\*\.example\.test" in \S+ needs the dns-01 challenge, which issuer "test" does not use/,
+    qr/acme_certificate in \S+ has no identifiers: give them as arguments or set server_name/,
     qr/acme_certificate test;/, located => 'inline';
 
 rejects 'acme_certificate outside a server block', <<"EOF",
@@ -392,6 +394,34 @@ $issuer
 @{[ server("        server_name example.test www.example.test;\n        acme_certificate test;") ]}
 }
 EOF
+
+{
+    # A catch-all "_" and nginx wildcards name servers, not hosts: they are
+    # skipped with a warning, as regex names are, and the rest is ordered.
+    my $out = accepts 'server_name _ and wildcards are skipped', <<"EOF";
+http {
+$issuer
+@{[ server("        server_name _ *.example.test www.example.* example.test;\n        acme_certificate test;") ]}
+}
+EOF
+    my $conf = "$dir/nginx.conf";
+    my $line = line_of($conf, qr/acme_certificate test;/);
+    like $out, qr/\[warn\] .*acme_certificate in \Q$conf\E:$line: server_name "_" is skipped: /,
+        'warns that "_" is skipped';
+    like $out, qr/\[warn\] .*acme_certificate in \Q$conf\E:$line: wildcard server_name "\*\.example\.test" is skipped/,
+        'warns that the leading wildcard is skipped';
+    like $out, qr/\[warn\] .*wildcard server_name "www\.example\.\*" is skipped/,
+        'warns that the trailing wildcard is skipped';
+}
+
+rejects 'no identifiers: only server_name _', <<"EOF",
+http {
+$issuer
+@{[ server("        server_name _;\n        acme_certificate test;") ]}
+}
+EOF
+    qr/acme_certificate in \S+ has no identifiers: give them as arguments or set server_name/,
+    qr/acme_certificate test;/, located => 'inline';
 
 accepts 'server_name .example.test', <<"EOF";
 http {

@@ -187,6 +187,15 @@ ngx_int_t identifiers_from_server_names(ngx_conf_t *cf, ngx_http_acme_cert_t *ce
             continue;
         }
 #endif
+        // "*.example.com" and "www.example.*" are nginx wildcards: a
+        // certificate for them needs dns-01 (not available to this issuer).
+        if (name.rfind("*.", 0) == 0 ||
+            (name.size() > 2 && name.compare(name.size() - 2, 2, ".*") == 0)) {
+            ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                          "acme_certificate in %s:%ui: wildcard server_name \"%s\" is skipped",
+                          cert->file, cert->line, name.c_str());
+            continue;
+        }
         std::vector<std::string> texts;
         if (name[0] == '.') {
             texts.push_back(name.substr(1));
@@ -200,12 +209,12 @@ ngx_int_t identifiers_from_server_names(ngx_conf_t *cf, ngx_http_acme_cert_t *ce
             if (rc == NGX_ERROR) {
                 return NGX_ERROR;
             }
+            // "_", "localhost_1" and the like name servers, not hosts: like
+            // regular expressions, they are left out of the certificate.
             if (rc == NGX_DECLINED) {
-                ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                              "server_name \"%s\" cannot be used by acme_certificate in "
-                              "%s:%ui: %s",
-                              name.c_str(), cert->file, cert->line, error.c_str());
-                return NGX_ERROR;
+                ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                              "acme_certificate in %s:%ui: server_name \"%s\" is skipped: %s",
+                              cert->file, cert->line, name.c_str(), error.c_str());
             }
         }
     }
