@@ -18,7 +18,7 @@ PrivateKey load_account_key(const EngineContext& ctx, const IssuerState& is) {
     if (auto type = parse_key_type(spec)) {
         std::lock_guard<std::mutex> lk(account_key_mutex);
         std::string where = is.storage->locate(storage_keys::account_key);
-        if (auto pem = is.storage->load(storage_keys::account_key)) {
+        if (auto pem = is.storage->load_secret(storage_keys::account_key)) {
             try {
                 return PrivateKey::from_pem(*pem);
             } catch (const Error& e) {

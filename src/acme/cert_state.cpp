@@ -51,7 +51,7 @@ void inspect_stored(const EngineContext& ctx, CertState& c) {
     }
     try {
         auto crt = storage.load(c.basename + storage_keys::cert_suffix);
-        auto key = storage.load(c.basename + storage_keys::key_suffix);
+        auto key = storage.load_secret(c.basename + storage_keys::key_suffix);
         if (!crt || !key) {
             reason = "missing";
         } else {
@@ -183,7 +183,7 @@ void record_failure(const EngineContext& ctx, CertState& c, LastError failure,
 
 std::optional<SavedOrder> load_saved_order(const EngineContext& ctx, const CertState& c) {
     try {
-        auto text = c.storage().load(order_key(c));
+        auto text = c.storage().load_secret(order_key(c));
         if (!text) return std::nullopt;
         return parse_saved_order(*text);
     } catch (const std::exception& e) {

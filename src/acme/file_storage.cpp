@@ -131,7 +131,25 @@ std::string FileStorage::path(std::string_view key) const {
 }
 
 std::optional<std::string> FileStorage::load(std::string_view key) {
-    return read_file_if_exists(path(key));
+    return load_checked(key, false);
+}
+
+std::optional<std::string> FileStorage::load_secret(std::string_view key) {
+    return load_checked(key, true);
+}
+
+std::optional<std::string> FileStorage::load_checked(std::string_view key, bool secret) {
+    std::string content, why;
+    struct stat st;
+    switch (read_trusted_file(path(key), secret, ::geteuid(), &content, &st, &why)) {
+        case TrustedRead::ok:
+            return content;
+        case TrustedRead::missing:
+            return std::nullopt;
+        case TrustedRead::refused:
+            break;
+    }
+    throw Error(why);
 }
 
 void FileStorage::store(std::string_view key, std::string_view content, Access access) {

@@ -24,7 +24,11 @@ public:
 
     std::string describe() const override { return dir_; }
     std::string locate(std::string_view key) const override { return path(key); }
+    // Refuses (throws) what the root master would not trust either
+    // (acme::untrusted_file): a symbolic or hard link, a file of another
+    // user, one others may write, and a secret others may read.
     std::optional<std::string> load(std::string_view key) override;
+    std::optional<std::string> load_secret(std::string_view key) override;
     void store(std::string_view key, std::string_view value, Access access) override;
     void remove(std::string_view key) override;
     std::vector<std::string> list(std::string_view prefix) override;
@@ -36,6 +40,7 @@ public:
     std::size_t remove_unfinished() override;
 
 private:
+    std::optional<std::string> load_checked(std::string_view key, bool secret);
     int open_lock_file();
 
     std::string dir_;

@@ -83,6 +83,9 @@ public:
 
     // nullopt when the item does not exist; throws Error on other failures.
     virtual std::optional<std::string> load(std::string_view key) = 0;
+    // An item stored with Access::secret: a backend that can tell also
+    // refuses one that others could have read.
+    virtual std::optional<std::string> load_secret(std::string_view key) { return load(key); }
     // Replaces the item atomically: a reader sees the old or the new value.
     virtual void store(std::string_view key, std::string_view value, Access access) = 0;
     // Stores several items, each atomically, in the given order.

@@ -3,6 +3,7 @@
 // worker when the engine has stored a new one.
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <pwd.h>
 #include <sys/stat.h>
 
 #include <exception>
@@ -15,6 +16,9 @@
 namespace {
 
 constexpr ngx_msec_t swap_check_interval = 100;  // one atomic load per tick and worker
+// A writer renames the key and then the certificate within microseconds.
+constexpr int pair_read_attempts = 5;
+constexpr ngx_msec_t pair_read_pause = 20;
 
 struct BioFree {
     void operator()(BIO *b) const { BIO_free(b); }
@@ -107,14 +111,58 @@ bool install(SSL_CTX *ctx, const Loaded &pair) {
     return SSL_CTX_use_cert_and_key(ctx, pair.leaf.get(), pair.key.get(), pair.chain.get(), 1) == 1;
 }
 
-// Reads both files of a stored certificate; false when either is missing.
-bool read_pair(const ngx_http_acme_served_t &served, std::string *crt, std::string *key,
-               struct stat *st) {
-    if (stat(reinterpret_cast<const char *>(served.crt_path.data), st) != 0) {
-        return false;
+// The user the store's files may belong to besides root: the worker user,
+// who runs the engine. At configuration time nginx may not have set it yet.
+ngx_uid_t store_owner(ngx_cycle_t *cycle) {
+    auto *ccf = reinterpret_cast<ngx_core_conf_t *>(ngx_get_conf(cycle->conf_ctx, ngx_core_module));
+    if (ccf != nullptr && ccf->user != static_cast<ngx_uid_t>(NGX_CONF_UNSET_UINT)) {
+        return ccf->user;
     }
-    return acme::read_whole_file(ngx_http_acme_string(served.crt_path), crt) == 0 &&
-           acme::read_whole_file(ngx_http_acme_string(served.key_path), key) == 0;
+    if (geteuid() == 0) {
+        struct passwd *pw = getpwnam(NGX_USER);
+        if (pw != nullptr) {
+            return pw->pw_uid;
+        }
+    }
+    return geteuid();
+}
+
+// Reads both files of a stored certificate (st: the certificate's), as
+// far as they can be trusted (acme::untrusted_file).
+acme::TrustedRead read_pair(const ngx_http_acme_served_t &served, ngx_uid_t owner, std::string *crt,
+                            std::string *key, struct stat *st, std::string *why) {
+    acme::TrustedRead r =
+        acme::read_trusted_file(ngx_http_acme_string(served.crt_path), false, owner, crt, st, why);
+    if (r != acme::TrustedRead::ok) {
+        return r;
+    }
+    struct stat key_st;
+    return acme::read_trusted_file(ngx_http_acme_string(served.key_path), true, owner, key, &key_st,
+                                   why);
+}
+
+// At configuration time: the stored pair, parsed. The engine renames the
+// new key into place before the new certificate, so a reload between the
+// two finds a mismatched pair: it is read again until the writer is done,
+// and a torn pair is never served. False with *error empty when nothing
+// is stored.
+bool read_usable_pair(ngx_cycle_t *cycle, const ngx_http_acme_served_t &served, std::string *crt,
+                      std::string *key, struct stat *st, Loaded *pair, std::string *error) {
+    ngx_uid_t owner = store_owner(cycle);
+    for (int attempt = 1;; attempt++) {
+        error->clear();
+        acme::TrustedRead stored = read_pair(served, owner, crt, key, st, error);
+        if (stored != acme::TrustedRead::ok) {
+            return false;
+        }
+        if (load_pair(*crt, *key, pair, error)) {
+            return true;
+        }
+        if (attempt == pair_read_attempts) {
+            return false;
+        }
+        ngx_msleep(pair_read_pause);
+    }
 }
 
 ngx_str_t join_path(ngx_pool_t *pool, const ngx_str_t &dir, const ngx_str_t &base,
@@ -127,12 +175,23 @@ ngx_str_t join_path(ngx_pool_t *pool, const ngx_str_t &dir, const ngx_str_t &bas
 // changed since it was last installed. Runs in workers, on the event loop.
 // False when it should be tried again at the next check.
 bool refresh(ngx_http_acme_served_t *served, ngx_log_t *log) {
-    std::string crt, key;
     struct stat st;
-    if (!read_pair(*served, &crt, &key, &st)) {
+    if (lstat(reinterpret_cast<const char *>(served->crt_path.data), &st) != 0) {
         return true;  // nothing stored (yet): the fallback stays
     }
     if (st.st_mtime == served->mtime && st.st_ino == served->inode) {
+        return true;  // another certificate was renewed
+    }
+    std::string crt, key, why;
+    acme::TrustedRead stored = read_pair(*served, geteuid(), &crt, &key, &st, &why);
+    if (stored == acme::TrustedRead::missing) {
+        return true;
+    }
+    if (stored == acme::TrustedRead::refused) {
+        // Until the engine stores the next one (a new file), the current
+        // certificate stays.
+        ngx_log_error(NGX_LOG_ERR, log, 0, "acme: stored certificate \"%s\" is not installed: %s",
+                      served->crt_path.data, why.c_str());
         return true;
     }
     Loaded pair;
@@ -294,18 +353,16 @@ ngx_int_t ngx_http_acme_serve(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
 
     // The master (and nginx -t) serves what is in the store from the first
     // handshake; the fallback stays only while there is nothing usable.
-    std::string crt, key;
+    std::string crt, key, error;
     struct stat st;
-    if (!read_pair(*served, &crt, &key, &st)) {
-        return NGX_OK;
-    }
     Loaded pair;
-    std::string error;
-    if (!load_pair(crt, key, &pair, &error)) {
-        ngx_log_error(NGX_LOG_WARN, cf->log, 0,
-                      "acme: stored certificate \"%s\" is not usable (%s), serving the fallback "
-                      "until it is renewed",
-                      served->crt_path.data, error.c_str());
+    if (!read_usable_pair(cf->cycle, *served, &crt, &key, &st, &pair, &error)) {
+        if (!error.empty()) {
+            ngx_log_error(NGX_LOG_WARN, cf->log, 0,
+                          "acme: stored certificate \"%s\" is not usable (%s), serving the "
+                          "fallback until it is renewed",
+                          served->crt_path.data, error.c_str());
+        }
         return NGX_OK;
     }
     if (!install(ctx, pair)) {
