@@ -22,13 +22,21 @@ Error read_error(const std::string& path, int err, const char* call) {
 int read_fd(int fd, std::string* out) {
     out->clear();
     char buf[16384];
+    int err = 0;
     for (;;) {
         ssize_t n = ::read(fd, buf, sizeof(buf));
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return errno;
-        if (n == 0) return 0;
+        if (n < 0) {
+            err = errno;
+            break;
+        }
+        if (n == 0) break;
         out->append(buf, static_cast<std::size_t>(n));
     }
+    // The buffer may have held a private key: leave no copy on the stack
+    // (a forked worker inherits the master's).
+    ::explicit_bzero(buf, sizeof(buf));
+    return err;
 }
 
 int read_whole_file(const std::string& path, std::string* out, int open_flags,

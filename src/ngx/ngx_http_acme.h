@@ -109,6 +109,10 @@ struct ngx_http_acme_main_conf_t {
     ngx_str_t fallback_cert[NGX_HTTP_ACME_KEY_TYPES];  // "data:" PEM, made on demand
     ngx_str_t fallback_key[NGX_HTTP_ACME_KEY_TYPES];
     ngx_http_acme_tls_alpn_t *tls_alpn;  // made with the first TLS server
+    // Whether $acme_certificate / $acme_certificate_key are used anywhere:
+    // only then does each process keep a PEM copy of what it serves.
+    ngx_flag_t keep_pem_cert;
+    ngx_flag_t keep_pem_key;
 };
 
 struct ngx_http_acme_srv_conf_t {
@@ -145,9 +149,13 @@ ngx_int_t ngx_http_acme_serve(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
 ngx_int_t ngx_http_acme_session_context(ngx_conf_t *cf, ngx_http_acme_srv_conf_t *ascf,
                                         ngx_http_ssl_srv_conf_t *sscf);
 ngx_int_t ngx_http_acme_init_swap(ngx_cycle_t *cycle);
+// Wipes and frees a malloc'd "data:" PEM copy.
+void ngx_http_acme_forget_pem(ngx_str_t *slot);
 
 // ngx_http_acme_variables.cpp
 ngx_int_t ngx_http_acme_add_variables(ngx_conf_t *cf);
+// Postconfiguration: drops the PEM copies of unused variables.
+void ngx_http_acme_drop_unused_pem(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf);
 ngx_int_t ngx_http_acme_take_over_certificates(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
                                                ngx_http_ssl_srv_conf_t *sscf);
 

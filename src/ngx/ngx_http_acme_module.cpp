@@ -72,6 +72,8 @@ void *ngx_http_acme_create_main_conf(ngx_conf_t *cf) {
         return nullptr;
     }
     amcf->zone_size = NGX_CONF_UNSET_SIZE;
+    amcf->keep_pem_cert = 1;  // until postconfiguration knows better
+    amcf->keep_pem_key = 1;
     return amcf;
 }
 
@@ -166,6 +168,7 @@ ngx_int_t ngx_http_acme_postconfiguration(ngx_conf_t *cf) {
         return NGX_OK;
     }
     ngx_http_acme_warn_shared_certificates(cf, amcf);
+    ngx_http_acme_drop_unused_pem(cf, amcf);
     if (collect_resolvers(cf, amcf) != NGX_OK || ngx_http_acme_add_zone(cf, amcf) != NGX_OK ||
         ngx_http_acme_http01_init(cf) != NGX_OK || ngx_http_acme_add_helper(cf, amcf) != NGX_OK) {
         return NGX_ERROR;

@@ -1,6 +1,7 @@
 // Certificates in nginx's SSL contexts: the in-memory fallback, the stored
 // certificate installed at configuration time, and the hot swap in each
 // worker when the engine has stored a new one.
+#include <openssl/crypto.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <pwd.h>
@@ -28,6 +29,20 @@ struct ChainFree {
 };
 using BioPtr = std::unique_ptr<BIO, BioFree>;
 using ChainPtr = std::unique_ptr<STACK_OF(X509), ChainFree>;
+
+// Private key text read from the store is wiped when it goes out of scope,
+// so that freed memory of the master (which every worker inherits) and of
+// the workers holds no copy of it.
+class WipeOnExit {
+public:
+    explicit WipeOnExit(std::string *s) : s_(s) {}
+    ~WipeOnExit() { OPENSSL_cleanse(s_->data(), s_->size()); }
+    WipeOnExit(const WipeOnExit &) = delete;
+    WipeOnExit &operator=(const WipeOnExit &) = delete;
+
+private:
+    std::string *s_;
+};
 
 // The parsed contents of a <basename>.crt / .key pair.
 struct Loaded {
@@ -89,14 +104,25 @@ bool remember_pem(ngx_str_t *slot, const std::string &pem) {
     return true;
 }
 
-void forget_pem(ngx_http_acme_served_t *served) {
-    for (ngx_str_t *slot : {&served->pem_cert, &served->pem_key}) {
-        if (slot->data != nullptr) {
-            ngx_explicit_memzero(slot->data, slot->len);
-            ngx_free(slot->data);
-            *slot = {0, nullptr};
-        }
+void forget_pem(ngx_str_t *slot) {
+    if (slot->data != nullptr) {
+        ngx_explicit_memzero(slot->data, slot->len);
+        ngx_free(slot->data);
+        *slot = {0, nullptr};
     }
+}
+
+void forget_pem(ngx_http_acme_served_t *served) {
+    forget_pem(&served->pem_cert);
+    forget_pem(&served->pem_key);
+}
+
+// The copies the variables need, and no others: a key held in every
+// worker's heap for nothing is one more place to leak it from.
+bool remember_served_pem(const ngx_http_acme_main_conf_t *amcf, ngx_http_acme_served_t *served,
+                         const std::string &crt, const std::string &key) {
+    return (!amcf->keep_pem_cert || remember_pem(&served->pem_cert, crt)) &&
+           (!amcf->keep_pem_key || remember_pem(&served->pem_key, key));
 }
 
 void forget_all_pem(void *data) {
@@ -174,7 +200,8 @@ ngx_str_t join_path(ngx_pool_t *pool, const ngx_str_t &dir, const ngx_str_t &bas
 // Loads the stored certificate into every context that serves it, if it
 // changed since it was last installed. Runs in workers, on the event loop.
 // False when it should be tried again at the next check.
-bool refresh(ngx_http_acme_served_t *served, ngx_log_t *log) {
+bool refresh(const ngx_http_acme_main_conf_t *amcf, ngx_http_acme_served_t *served,
+             ngx_log_t *log) {
     struct stat st;
     if (lstat(reinterpret_cast<const char *>(served->crt_path.data), &st) != 0) {
         return true;  // nothing stored (yet): the fallback stays
@@ -183,6 +210,7 @@ bool refresh(ngx_http_acme_served_t *served, ngx_log_t *log) {
         return true;  // another certificate was renewed
     }
     std::string crt, key, why;
+    WipeOnExit wipe_key(&key);
     acme::TrustedRead stored = read_pair(*served, geteuid(), &crt, &key, &st, &why);
     if (stored == acme::TrustedRead::missing) {
         return true;
@@ -214,7 +242,7 @@ bool refresh(ngx_http_acme_served_t *served, ngx_log_t *log) {
     }
     served->mtime = st.st_mtime;
     served->inode = st.st_ino;
-    if (!remember_pem(&served->pem_cert, crt) || !remember_pem(&served->pem_key, key)) {
+    if (!remember_served_pem(amcf, served, crt, key)) {
         forget_pem(served);  // $acme_certificate falls back; the context is right
     }
     ngx_log_error(NGX_LOG_INFO, log, 0, "acme: installed certificate \"%s\"",
@@ -242,7 +270,7 @@ void swap_check(ngx_event_t *ev) {
                 if (gen == served[i].generation) {
                     continue;
                 }
-                if (refresh(&served[i], ev->log)) {
+                if (refresh(amcf, &served[i], ev->log)) {
                     served[i].generation = gen;
                 } else {
                     seen_global = 0;  // look again at the next check
@@ -259,6 +287,8 @@ void swap_check(ngx_event_t *ev) {
 }
 
 }  // namespace
+
+void ngx_http_acme_forget_pem(ngx_str_t *slot) { forget_pem(slot); }
 
 ngx_str_t ngx_http_acme_pstrdup(ngx_pool_t *pool, const std::string &s) {
     ngx_str_t out{0, static_cast<u_char *>(ngx_pnalloc(pool, s.size() + 1))};
@@ -354,6 +384,7 @@ ngx_int_t ngx_http_acme_serve(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
     // The master (and nginx -t) serves what is in the store from the first
     // handshake; the fallback stays only while there is nothing usable.
     std::string crt, key, error;
+    WipeOnExit wipe_key(&key);
     struct stat st;
     Loaded pair;
     if (!read_usable_pair(cf->cycle, *served, &crt, &key, &st, &pair, &error)) {
@@ -372,7 +403,7 @@ ngx_int_t ngx_http_acme_serve(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
         return NGX_ERROR;
     }
     if (served->mtime != st.st_mtime || served->inode != st.st_ino) {
-        if (!remember_pem(&served->pem_cert, crt) || !remember_pem(&served->pem_key, key)) {
+        if (!remember_served_pem(amcf, served, crt, key)) {
             return NGX_ERROR;
         }
     }
@@ -417,7 +448,7 @@ ngx_int_t ngx_http_acme_init_swap(ngx_cycle_t *cycle) {
     for (ngx_uint_t i = 0; i < amcf->served.nelts; i++) {
         served[i].generation =
             state ? state->generation(ngx_http_acme_string(served[i].basename)) : 0;
-        refresh(&served[i], cycle->log);
+        refresh(amcf, &served[i], cycle->log);
     }
 
     ngx_memzero(&swap_event, sizeof(swap_event));

@@ -87,6 +87,20 @@ void compact(ngx_array_t *values, const std::vector<bool> &drop) {
     values->nelts = kept;
 }
 
+// Every use nginx compiled (ssl_certificate, return, add_header, log
+// formats, ...) has looked the variable up by index by now.
+bool variable_indexed(ngx_conf_t *cf, const ngx_str_t &name) {
+    auto *cmcf = static_cast<ngx_http_core_main_conf_t *>(
+        ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module));
+    auto *v = static_cast<ngx_http_variable_t *>(cmcf->variables.elts);
+    for (ngx_uint_t i = 0; i < cmcf->variables.nelts; i++) {
+        if (v[i].name.len == name.len && ngx_strncmp(v[i].name.data, name.data, name.len) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 }  // namespace
 
 ngx_int_t ngx_http_acme_add_variables(ngx_conf_t *cf) {
@@ -99,6 +113,20 @@ ngx_int_t ngx_http_acme_add_variables(ngx_conf_t *cf) {
         var->data = v->data;
     }
     return NGX_OK;
+}
+
+void ngx_http_acme_drop_unused_pem(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf) {
+    amcf->keep_pem_cert = variable_indexed(cf, ngx_http_acme_variables[variable_certificate].name);
+    amcf->keep_pem_key = variable_indexed(cf, ngx_http_acme_variables[variable_key].name);
+    auto *served = static_cast<ngx_http_acme_served_t *>(amcf->served.elts);
+    for (ngx_uint_t i = 0; i < amcf->served.nelts; i++) {
+        if (!amcf->keep_pem_cert) {
+            ngx_http_acme_forget_pem(&served[i].pem_cert);
+        }
+        if (!amcf->keep_pem_key) {
+            ngx_http_acme_forget_pem(&served[i].pem_key);
+        }
+    }
 }
 
 // Called in this module's merge, which runs after nginx's ssl module made the
