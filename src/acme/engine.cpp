@@ -22,13 +22,28 @@ std::string CertificateConfig::basename() const {
     return certificate_basename(identifiers, key_type);
 }
 
+namespace {
+
+constexpr std::chrono::milliseconds max_restart_delay{600 * 1000};
+
+}  // namespace
+
 struct Engine::Impl {
-    Impl(EngineConfig c, ChallengeBoard& board, Logger& logger)
-        : config(std::move(c)), log_sink(logger), ctx{config, board, sinks, stop, random} {
+    Impl(EngineConfig c, ChallengeBoard& board, Logger& logger, StorageFactory storage)
+        : config(std::move(c)),
+          make_storage(std::move(storage)),
+          log_sink(logger),
+          ctx{config, board, sinks, stop, random} {
+        if (!make_storage) {
+            make_storage = [](const std::string& path) {
+                return std::make_unique<FileStorage>(path);
+            };
+        }
         sinks.add(log_sink);
     }
 
     EngineConfig config;
+    StorageFactory make_storage;
     LogSink log_sink;
     EventSinks sinks;
     StopSignal stop;
@@ -51,30 +66,51 @@ struct Engine::Impl {
         if (scheduler != nullptr) scheduler->wake_for_stop();
     }
 
+    // Runs until stopped. A failure of the engine as a whole (not of one
+    // order: those are retried by the scheduler) lets go of everything and
+    // starts again after a growing delay, so that a passing problem does
+    // not leave certificates unmanaged until the next reload.
     void run() {
-        try {
-            if (prepare()) {
-                Scheduler s(ctx, certs, [](const HttpOptions& options) {
-                    return std::make_unique<CurlHttpClient>(options);
-                });
-                {
-                    std::lock_guard<std::mutex> lk(scheduler_mutex);
-                    scheduler = &s;
-                }
-                // A stop() that came before `scheduler` was set is seen here.
-                if (!stop.requested()) s.run();
-                std::lock_guard<std::mutex> lk(scheduler_mutex);
-                scheduler = nullptr;
+        std::chrono::milliseconds delay = config.restart_delay;
+        for (;;) {
+            try {
+                run_once();
+                break;
+            } catch (const std::exception& e) {
+                ctx.report(events::EngineFailed{e.what(), delay});
             }
-        } catch (const std::exception& e) {
-            ctx.report(events::EngineFailed{e.what()});
+            release();
+            if (stop.wait(delay)) break;
+            delay = std::min(delay * 2, max_restart_delay);
         }
-        // Let go of the store locks now, not at destruction: a stopped
-        // engine must not keep a successor waiting.
+        release();
+        is_running = false;
+    }
+
+    // Let go of the storage locks: a stopped or failed engine must not
+    // keep a successor waiting.
+    void release() {
         certs.clear();
         issuers.clear();
         storages.clear();
-        is_running = false;
+    }
+
+    void run_once() {
+        if (!prepare()) return;
+        Scheduler s(ctx, certs, [](const HttpOptions& options) {
+            return std::make_unique<CurlHttpClient>(options);
+        });
+        struct Published {
+            Impl& im;
+            Published(Impl& i, Scheduler* s) : im(i) { set(s); }
+            ~Published() { set(nullptr); }
+            void set(Scheduler* s) {
+                std::lock_guard<std::mutex> lk(im.scheduler_mutex);
+                im.scheduler = s;
+            }
+        } published(*this, &s);
+        // A stop() that came before `scheduler` was set is seen here.
+        if (!stop.requested()) s.run();
     }
 
     // Waits for the storage lock (a reload or binary upgrade overlaps an
@@ -113,7 +149,7 @@ struct Engine::Impl {
             auto is = std::make_unique<IssuerState>();
             is->config = &ic;
             auto& storage = storages[ic.state_path];
-            if (!storage) storage = std::make_unique<FileStorage>(ic.state_path);
+            if (!storage) storage = make_storage(ic.state_path);
             is->storage = storage.get();
             // RFC 8555 section 6.1 requires a User-Agent.
             is->http_options.user_agent =
@@ -172,8 +208,8 @@ struct Engine::Impl {
     }
 };
 
-Engine::Engine(EngineConfig config, ChallengeBoard& board, Logger& log)
-    : impl_(std::make_unique<Impl>(std::move(config), board, log)) {}
+Engine::Engine(EngineConfig config, ChallengeBoard& board, Logger& log, StorageFactory storage)
+    : impl_(std::make_unique<Impl>(std::move(config), board, log, std::move(storage))) {}
 
 Engine::~Engine() { stop(); }
 

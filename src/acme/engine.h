@@ -5,18 +5,23 @@
 // given to the constructor gets it as log lines.
 #pragma once
 
+#include <functional>
 #include <memory>
 
 #include "engine_config.h"
 #include "events.h"
 #include "log.h"
 #include "shared_state.h"
+#include "storage.h"
 
 namespace acme {
 
+// Makes the storage of a state path (FileStorage when not given).
+using StorageFactory = std::function<std::unique_ptr<Storage>(const std::string& state_path)>;
+
 class Engine {
 public:
-    Engine(EngineConfig config, ChallengeBoard& board, Logger& log);
+    Engine(EngineConfig config, ChallengeBoard& board, Logger& log, StorageFactory storage = {});
     ~Engine();  // stop() and join
     Engine(const Engine&) = delete;
     Engine& operator=(const Engine&) = delete;

@@ -2,6 +2,7 @@
 // translates them from nginx's configuration.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,9 @@ struct EngineConfig {
     std::vector<IssuerConfig> issuers;
     std::vector<CertificateConfig> certificates;  // unique by (issuer, basename)
     int max_concurrent_orders = 16;
+    // After the engine failed as a whole it starts again after this delay,
+    // doubled with every failure in a row, at most 10 minutes.
+    std::chrono::milliseconds restart_delay{5000};
     std::string user_agent;  // "ngx_http_acme_module/<version> nginx/<version>"
 };
 

@@ -4,6 +4,7 @@
 // Each event is a small value type; times are Unix seconds.
 #pragma once
 
+#include <chrono>
 #include <ctime>
 #include <mutex>
 #include <string>
@@ -20,9 +21,10 @@ struct CertRef {
 
 namespace events {
 
-// The engine thread ended with an error.
+// The engine failed as a whole; it starts again after restart_in.
 struct EngineFailed {
     std::string what;
+    std::chrono::milliseconds restart_in{0};  // 0: it does not
 };
 // A store could not be locked: its certificates are not managed.
 struct StoreUnusable {

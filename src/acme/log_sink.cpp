@@ -18,7 +18,15 @@ struct Line {
 
 std::string certificate(const CertRef& c) { return "acme: certificate " + quoted(c.name); }
 
-Line line(const EngineFailed& e) { return {LogLevel::crit, "acme: engine failed: " + e.what}; }
+Line line(const EngineFailed& e) {
+    std::string again;
+    if (e.restart_in.count() > 0) {
+        char s[32];
+        std::snprintf(s, sizeof(s), "%.1f", e.restart_in.count() / 1000.0);
+        again = std::string(", starting it again in ") + s + " s";
+    }
+    return {LogLevel::crit, "acme: engine failed: " + e.what + again};
+}
 Line line(const StoreUnusable& e) {
     return {LogLevel::error, "acme: " + e.what + ", certificates stored there are not managed"};
 }

@@ -145,7 +145,7 @@ ngx_int_t collect_resolvers(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf) {
     return NGX_OK;
 }
 
-ngx_int_t ngx_http_acme_postconfiguration(ngx_conf_t *cf) {
+ngx_int_t postconfiguration(ngx_conf_t *cf) {
     auto *amcf = static_cast<ngx_http_acme_main_conf_t *>(
         ngx_http_conf_get_module_main_conf(cf, ngx_http_acme_module));
 
@@ -174,6 +174,15 @@ ngx_int_t ngx_http_acme_postconfiguration(ngx_conf_t *cf) {
         return NGX_ERROR;
     }
     return NGX_OK;
+}
+
+ngx_int_t ngx_http_acme_postconfiguration(ngx_conf_t *cf) {
+    try {
+        return postconfiguration(cf);
+    } catch (const std::exception &e) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "acme: %s", e.what());
+        return NGX_ERROR;
+    }
 }
 
 ngx_int_t ngx_http_acme_init_process(ngx_cycle_t *cycle) {

@@ -15,6 +15,7 @@
 
 #include "acme/crypto.h"
 #include "acme/engine.h"
+#include "acme/error.h"
 #include "acme/file_storage.h"
 #include "acme/json.h"
 #include "temp_dir.h"
@@ -304,6 +305,53 @@ TEST(Engine, NextAttemptWithoutFailuresIsIgnored) {
     EXPECT_EQ(line->second.find("not before"), std::string::npos) << line->second;
     EXPECT_TRUE(log.wait_for("failed:")) << log.all();
     engine.stop();
+}
+
+// An engine that fails as a whole (here: its storage cannot be made) is
+// started again with a growing delay, and then manages its certificates;
+// before, it stayed down until the next reload.
+TEST(Engine, FailedEngineStartsAgain) {
+    TempDir tmp;
+    std::vector<Identifier> ids{dns("example.test")};
+    EngineConfig config = make_config(tmp.path(), ids);
+    config.restart_delay = std::chrono::milliseconds(100);
+    std::atomic<int> calls{0};
+    RecordingLogger log;
+    NullBoard board;
+    Engine engine(config, board, log,
+                  [&](const std::string& path) -> std::unique_ptr<acme::Storage> {
+                      if (++calls <= 2) throw acme::Error("storage is not there yet");
+                      return std::make_unique<FileStorage>(path);
+                  });
+    engine.start();
+    auto first =
+        log.wait_for("acme: engine failed: storage is not there yet, starting it again in 0.1 s");
+    ASSERT_TRUE(first) << log.all();
+    EXPECT_EQ(first->first, acme::LogLevel::crit);
+    EXPECT_TRUE(
+        log.wait_for("acme: engine failed: storage is not there yet, starting it again in 0.2 s"))
+        << log.all();
+    EXPECT_TRUE(log.wait_for("acme: certificate \"example.test\" needs to be ordered (missing)"))
+        << log.all();
+    EXPECT_TRUE(engine.running());
+    EXPECT_EQ(calls.load(), 3);
+    EXPECT_LT(stop_seconds(engine), 1.0);
+}
+
+// stop() during the restart delay ends the engine at once.
+TEST(Engine, StopDuringRestartDelay) {
+    TempDir tmp;
+    EngineConfig config = make_config(tmp.path(), {dns("example.test")});
+    config.restart_delay = std::chrono::seconds(60);
+    RecordingLogger log;
+    NullBoard board;
+    Engine engine(config, board, log, [](const std::string&) -> std::unique_ptr<acme::Storage> {
+        throw acme::Error("no storage");
+    });
+    engine.start();
+    ASSERT_TRUE(log.wait_for("starting it again in 60.0 s")) << log.all();
+    EXPECT_LT(stop_seconds(engine), 1.0);
+    EXPECT_FALSE(engine.running());
 }
 
 TEST(Engine, CompletedSavedOrderIsRemoved) {
