@@ -225,6 +225,7 @@ const Directory& AcmeClient::directory() {
     HttpRequest request;
     request.method = "GET";
     request.url = url;
+    request.follow_redirects = true;
     HttpResponse response = send_retrying(request);
     if (response.status >= 500) {
         // The CA is there but in trouble: not a configuration error.

@@ -157,7 +157,6 @@ struct Engine::Impl {
             is->http_options.ca_file = ic.ca_file;
             is->http_options.verify = ic.verify;
             is->http_options.resolvers = ic.resolvers;
-            is->http_options.follow_redirects = true;
             is->solvers = make_solvers(ic, ctx.board);
             issuers.push_back(std::move(is));
         }

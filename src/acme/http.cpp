@@ -422,7 +422,31 @@ CurlHttpClient::CurlHttpClient(HttpOptions options) : impl_(std::make_unique<Imp
 
 CurlHttpClient::~CurlHttpClient() = default;
 
+// Redirects are followed here, not by libcurl, so that every hop gets the
+// address from nginx's resolver and none goes from https to http.
 HttpResponse CurlHttpClient::send(const HttpRequest& request) {
+    constexpr int max_redirects = 10;
+    HttpRequest hop = request;
+    for (int redirects = 0;; ++redirects) {
+        std::string target;
+        HttpResponse response = send_once(hop, &target);
+        if (!request.follow_redirects || response.status < 300 || response.status > 399 ||
+            target.empty()) {
+            return response;
+        }
+        if (redirects == max_redirects) {
+            throw Error(request.method + " " + request.url + " failed: more than " +
+                        std::to_string(max_redirects) + " redirects");
+        }
+        if (hop.url.rfind("https:", 0) == 0 && target.rfind("https:", 0) != 0) {
+            throw Error(request.method + " " + request.url + " failed: redirected from " + hop.url +
+                        " to " + target + ", which is not https");
+        }
+        hop.url = target;
+    }
+}
+
+HttpResponse CurlHttpClient::send_once(const HttpRequest& request, std::string* redirect) {
     Impl& im = *impl_;
     const HttpOptions& opt = im.options;
     CURL* h = im.easy.get();
@@ -456,10 +480,6 @@ HttpResponse CurlHttpClient::send(const HttpRequest& request) {
     im.set(CURLOPT_SSL_VERIFYHOST, opt.verify ? 2L : 0L);
     im.set(CURLOPT_CONNECTTIMEOUT_MS, opt.connect_timeout_ms);
     im.set(CURLOPT_TIMEOUT_MS, opt.timeout_ms);
-    if (opt.follow_redirects) {
-        im.set(CURLOPT_FOLLOWLOCATION, 1L);
-        im.set(CURLOPT_MAXREDIRS, 10L);
-    }
 
     if (request.method == "GET") {
         im.set(CURLOPT_HTTPGET, 1L);
@@ -513,6 +533,10 @@ HttpResponse CurlHttpClient::send(const HttpRequest& request) {
         response.effective_url = effective;
     } else {
         response.effective_url = request.url;
+    }
+    char* location = nullptr;
+    if (curl_easy_getinfo(h, CURLINFO_REDIRECT_URL, &location) == CURLE_OK && location != nullptr) {
+        *redirect = location;
     }
     return response;
 }

@@ -18,6 +18,9 @@ struct HttpRequest {
     std::vector<std::pair<std::string, std::string>>
         headers;  // e.g. {"Content-Type", "application/jose+json"}
     std::string body;
+    // Only the directory fetch follows redirects (at most 10, never from
+    // https to http); a redirected POST would lose its body and signature.
+    bool follow_redirects = false;
 };
 
 struct HttpResponse {
@@ -50,7 +53,6 @@ struct HttpOptions {
     std::vector<std::string> resolvers;  // "ip" or "ip:port"; empty: system resolver
     long connect_timeout_ms = 10000;
     long timeout_ms = 30000;
-    bool follow_redirects = false;  // only the directory fetch follows redirects
 };
 
 class CurlHttpClient : public HttpClient {
@@ -63,6 +65,10 @@ public:
     HttpResponse send(const HttpRequest& request) override;
 
 private:
+    // One request, no redirect followed; *redirect gets the absolute
+    // target of a 3xx answer.
+    HttpResponse send_once(const HttpRequest& request, std::string* redirect);
+
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

@@ -443,16 +443,52 @@ TEST(CurlHttpClient, RedirectsFollowedOnlyWhenAsked) {
     EXPECT_EQ(r1.body, "moved");
     EXPECT_EQ(r1.effective_url, server.url("/old"));
 
-    HttpOptions follow_opts = test_options();
-    follow_opts.follow_redirects = true;
-    CurlHttpClient follow(follow_opts);
-    HttpResponse r2 = follow.send(get(server.url("/old")));
+    HttpRequest followed = get(server.url("/old"));
+    followed.follow_redirects = true;
+    HttpResponse r2 = plain.send(followed);
     EXPECT_EQ(r2.status, 200);
     EXPECT_EQ(r2.body, "new");
     EXPECT_EQ(r2.effective_url, server.url("/new"));
     EXPECT_EQ(r2.header("x-final"), "yes");
     EXPECT_EQ(r2.header("x-hop"), "");  // headers of the redirect are not mixed in
     EXPECT_EQ(r2.header("location"), "");
+}
+
+// A redirect may point anywhere: from https it must stay https, and
+// following ends after 10 hops.
+TEST(CurlHttpClient, RedirectsNeverDowngradeAndEnd) {
+    TestServer server([](const Recorded& req) {
+        Reply r;
+        if (req.target == "/to-http") {
+            r.status = 302;
+            r.headers = {{"Location", "http://127.0.0.1:1/dir"}};
+        } else {
+            r.status = 302;
+            r.headers = {{"Location", "/loop"}};
+        }
+        return r;
+    });
+    CurlHttpClient client(test_options());
+    HttpRequest r = get(server.url("/to-http"));
+    r.follow_redirects = true;
+    if (server.url("/").rfind("https:", 0) == 0) {
+        try {
+            client.send(r);
+            FAIL() << "followed a redirect from https to http";
+        } catch (const acme::Error& e) {
+            EXPECT_NE(std::string(e.what()).find("which is not https"), std::string::npos)
+                << e.what();
+        }
+    }
+    HttpRequest loop = get(server.url("/loop"));
+    loop.follow_redirects = true;
+    try {
+        client.send(loop);
+        FAIL() << "a redirect loop did not end";
+    } catch (const acme::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("more than 10 redirects"), std::string::npos)
+            << e.what();
+    }
 }
 
 TEST(CurlHttpClient, ConnectionRefusedThrowsNamingTheUrl) {
