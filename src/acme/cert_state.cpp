@@ -16,13 +16,19 @@ constexpr std::time_t min_reschedule = 5;
 // A stored next attempt further off than the longest backoff (6 h plus
 // jitter) comes from a clock that jumped back or a damaged record.
 constexpr std::time_t max_backoff = 8 * 3600;
+// A storage that could not be reached at start-up is looked at again after this.
+constexpr std::time_t storage_recheck = 30;
 
 std::string order_key(const CertState& c) { return c.basename + storage_keys::order_suffix; }
 
 }  // namespace
 
-void inspect_stored(const EngineContext& ctx, CertState& c) {
+namespace {
+
+void inspect(const EngineContext& ctx, CertState& c) {
     std::time_t now = ctx.now();
+    c.current.reset();
+    c.ari_window.reset();
     Storage& storage = c.storage();
     std::string reason;
     std::string saved_serial;
@@ -46,6 +52,8 @@ void inspect_stored(const EngineContext& ctx, CertState& c) {
             c.last_error = r.last_error;
             saved_next_attempt = r.next_attempt.value_or(0);
         }
+    } catch (const StorageUnavailable&) {
+        throw;
     } catch (const std::exception&) {
         // An unreadable record only loses that history.
     }
@@ -73,6 +81,8 @@ void inspect_stored(const EngineContext& ctx, CertState& c) {
                 discard_saved_order(ctx, c);
             }
         }
+    } catch (const StorageUnavailable&) {
+        throw;
     } catch (const std::exception& e) {
         reason = std::string("unreadable: ") + e.what();
     }
@@ -110,6 +120,21 @@ void inspect_stored(const EngineContext& ctx, CertState& c) {
         ctx.report(e);
     }
     c.due = c.next_due();
+}
+
+}  // namespace
+
+void inspect_stored(const EngineContext& ctx, CertState& c) {
+    try {
+        inspect(ctx, c);
+        c.inspected = true;
+    } catch (const StorageUnavailable& e) {
+        // Nothing is known: neither order nor forget the record's backoff,
+        // look again soon.
+        c.inspected = false;
+        c.due = ctx.now() + storage_recheck;
+        ctx.report(events::StorageFailed{"certificate \"" + c.name + "\": " + e.what(), false});
+    }
 }
 
 void write_record(const EngineContext& ctx, const CertState& c, std::time_t now) {
@@ -186,6 +211,10 @@ std::optional<SavedOrder> load_saved_order(const EngineContext& ctx, const CertS
         auto text = c.storage().load_secret(order_key(c));
         if (!text) return std::nullopt;
         return parse_saved_order(*text);
+    } catch (const StorageUnavailable&) {
+        // Not damaged, only out of reach: it may hold the key of a
+        // certificate the CA has issued.
+        throw;
     } catch (const std::exception& e) {
         // Never let a damaged record block renewals: order anew.
         ctx.report(events::SavedOrderIgnored{c.storage().locate(order_key(c)), e.what()});

@@ -28,6 +28,13 @@ struct CertState {
     std::time_t due = 0;
     bool in_flight = false;
 
+    // False until the storage was read (it may be briefly out of reach), and
+    // again after another engine held the certificate's lease: the next job
+    // reads the storage before deciding anything.
+    bool inspected = false;
+    // The lease the running job holds, for the order runner to renew.
+    Lease* lease = nullptr;
+
     // Owned by whoever runs a job for it (in_flight guarantees one at a time).
     int failures = 0;
     ChallengeHistory challenges;
@@ -57,8 +64,8 @@ struct CertState {
     }
 };
 
-// Start-up: decides from the storage whether the certificate is current,
-// and when to act on it.
+// Decides from the storage whether the certificate is current, and when to
+// act on it (at start-up, and when the storage or a lease was in the way).
 void inspect_stored(const EngineContext& ctx, CertState& c);
 
 // Writes <id>.json from the state; a failure is reported, not thrown.

@@ -16,6 +16,9 @@ using SteadyClock = std::chrono::steady_clock;
 
 // How long one order may wait for the CA to validate or to issue.
 constexpr seconds poll_limit{300};
+// How often a waiting order renews its lease (whose time to live is ten
+// times this, see scheduler.cpp).
+constexpr seconds lease_renewal{60};
 
 std::string authz_name(const Authorization& a) {
     return a.wildcard ? "*." + a.identifier.value : a.identifier.value;
@@ -167,6 +170,11 @@ void OrderRunner::run_order() {
     }
     try {
         complete_order(client, session, order, key);
+    } catch (const OrderFailure&) {
+        // The CA declared the order (or one of its authorizations) invalid:
+        // there is nothing left to resume.
+        discard_saved_order(ctx_, c_);
+        throw;
     } catch (const std::exception&) {
         // A resumed order gets one try: one stuck at the CA must not hold
         // up renewal until it expires there.
@@ -333,6 +341,7 @@ void OrderRunner::authorize(AcmeClient& client, const Order& order, const Privat
         std::optional<seconds> retry_after;
         for (;;) {
             ctx_.stop.pause(delay.next(retry_after));
+            keep_lease();
             Authorization a = client.get_authorization(p.url);
             if (a.status == "valid") break;
             if (a.status != "pending" && a.status != "processing") {
@@ -353,6 +362,18 @@ void OrderRunner::authorize(AcmeClient& client, const Order& order, const Privat
     }
 }
 
+// While an order waits for the CA, the certificate's lease is renewed now
+// and then; an order whose lease was lost stops, as another engine may be
+// ordering the same certificate.
+void OrderRunner::keep_lease() {
+    if (c_.lease == nullptr || SteadyClock::now() - lease_renewed_ < lease_renewal) return;
+    if (!c_.lease->renew()) {
+        throw Error("the lease on certificate " + quoted(c_.name) +
+                    " was lost: another engine may be ordering it");
+    }
+    lease_renewed_ = SteadyClock::now();
+}
+
 // Polls the order while its status is one of `waiting`.
 Order OrderRunner::wait_order(AcmeClient& client, Order order,
                               std::initializer_list<const char*> waiting) {
@@ -368,6 +389,7 @@ Order OrderRunner::wait_order(AcmeClient& client, Order order,
                         " after " + std::to_string(poll_limit.count()) + " s");
         }
         ctx_.stop.pause(delay.next(order.retry_after));
+        keep_lease();
         std::string url = order.url;
         order = client.get_order(url);
         if (order.url.empty()) order.url = url;

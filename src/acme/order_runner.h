@@ -4,6 +4,7 @@
 // fresh key, download with the preferred chain, and storage of the result.
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -51,10 +52,12 @@ private:
     std::string order_profile(const Directory& directory);
     std::string preferred_chain(AcmeClient& client, std::string chain,
                                 const std::vector<std::string>& alternates);
+    void keep_lease();
 
     const EngineContext& ctx_;
     CertState& c_;
     HttpClient& http_;
+    std::chrono::steady_clock::time_point lease_renewed_{};  // the first wait renews
 };
 
 }  // namespace acme

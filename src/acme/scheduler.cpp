@@ -138,13 +138,26 @@ void Scheduler::worker_main() {
 std::optional<std::time_t> Scheduler::run_job(CertState& c, Clients& clients) {
     auto& http = clients[c.issuer];
     try {
+        if (!c.inspected) {
+            inspect_stored(ctx_, c);
+            return c.due;
+        }
         if (!http) http = make_http_(c.issuer->http_options);
         if (!c.order_due(ctx_.now())) {
             check_renewal_info(ctx_, c, *http);
             return c.next_due();
         }
         std::unique_ptr<Lease> lease = c.storage().try_lease(c.basename, lease_ttl);
-        if (!lease) return ctx_.now() + lease_recheck;
+        if (!lease) {
+            // Another engine orders it: take its result from the storage.
+            c.inspected = false;
+            return ctx_.now() + lease_recheck;
+        }
+        c.lease = lease.get();
+        struct Unset {
+            CertState& c;
+            ~Unset() { c.lease = nullptr; }
+        } unset{c};
         attempt_order(ctx_, c, *http);
         return c.next_due();
     } catch (const Stopped&) {

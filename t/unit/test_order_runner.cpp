@@ -382,9 +382,7 @@ TEST_F(OrderRunnerTest, StorageLostAtTheEndResumesTheOrderOnceItIsBack) {
 
 // A store that is briefly unreachable when the saved order is read must not
 // cost the saved order: it holds the key of a certificate the CA has issued.
-// DISABLED: load_saved_order() takes any exception for a damaged record and
-// removes it (see the report); enable once StorageUnavailable is told apart.
-TEST_F(OrderRunnerTest, DISABLED_BriefOutageDoesNotDiscardTheSavedOrder) {
+TEST_F(OrderRunnerTest, BriefOutageDoesNotDiscardTheSavedOrder) {
     ca.on_request = [this](const acme::HttpRequest& r) {
         if (r.url.rfind("https://ca.test/cert/", 0) == 0 && storage.refused() == 0) {
             storage.set_unavailable(true);
@@ -406,6 +404,64 @@ TEST_F(OrderRunnerTest, DISABLED_BriefOutageDoesNotDiscardTheSavedOrder) {
     EXPECT_EQ(ca.finalized(), 1);
     ASSERT_TRUE(storage.peek(key_of(".crt")));
     EXPECT_EQ(*storage.peek(key_of(".crt")), ca.issued_chain());
+}
+
+// An order whose invalid authorization ended it leaves no saved order:
+// the next attempt orders anew instead of resuming a dead one.
+TEST_F(OrderRunnerTest, FailedOrderLeavesNoSavedOrder) {
+    ca.validate = [&](const Identifier&, const std::string&, const std::string&) {
+        return std::optional<FakeCa::Refusal>(FakeCa::Refusal{unauthorized, "no"});
+    };
+    attempt();
+    ASSERT_TRUE(sink.first<events::Failed>());
+    EXPECT_FALSE(storage.peek(key_of(".order.json")));
+    ca.validate = nullptr;
+    attempt();
+    EXPECT_FALSE(sink.first<events::SavedOrderDropped>());
+    EXPECT_TRUE(cert.current);
+}
+
+// A waiting order renews its lease; when the lease was lost (it expired and
+// another engine took it), the order stops instead of racing that engine.
+TEST_F(OrderRunnerTest, LostLeaseStopsTheOrder) {
+    std::unique_ptr<acme::Lease> lease = storage.try_lease(cert.basename, std::chrono::seconds(10));
+    ASSERT_TRUE(lease);
+    cert.lease = lease.get();
+    MemoryStorage other(storage.backend());
+    std::unique_ptr<acme::Lease> taken;
+    ca.on_request = [&](const acme::HttpRequest& r) {
+        if (r.url.rfind("https://ca.test/chall/", 0) == 0 && !taken) {
+            storage.advance(std::chrono::seconds(11));
+            taken = other.try_lease(cert.basename, std::chrono::seconds(10));
+        }
+    };
+    attempt();
+    cert.lease = nullptr;
+    ASSERT_TRUE(taken) << "the other engine could not take the expired lease";
+    auto failed = sink.first<events::Failed>();
+    ASSERT_TRUE(failed);
+    EXPECT_NE(failed->detail.find("the lease on certificate \"example.test\" was lost"),
+              std::string::npos)
+        << failed->detail;
+    EXPECT_EQ(ca.finalized(), 0);
+    EXPECT_FALSE(storage.peek(key_of(".crt")));
+}
+
+// A storage out of reach at start-up is neither "missing" (which would
+// order at once and forget the backoff) nor fatal: it is looked at again.
+TEST_F(OrderRunnerTest, StorageOutOfReachAtInspection) {
+    storage.set_unavailable(true);
+    acme::inspect_stored(ctx, cert);
+    EXPECT_FALSE(cert.inspected);
+    EXPECT_FALSE(sink.first<events::OrderNeeded>());
+    ASSERT_TRUE(sink.first<events::StorageFailed>());
+    EXPECT_GT(cert.due, std::time(nullptr));
+    storage.set_unavailable(false);
+    acme::inspect_stored(ctx, cert);
+    EXPECT_TRUE(cert.inspected);
+    auto needed = sink.first<events::OrderNeeded>();
+    ASSERT_TRUE(needed);
+    EXPECT_EQ(needed->reason, "missing");
 }
 
 TEST_F(OrderRunnerTest, RenewalAfterTheCaLostTheAccountRegistersAgain) {
