@@ -26,9 +26,15 @@ $t->start_nginx;
 my $https = $t->port('https');
 my $root = $t->pebble_root;
 
-ok $t->wait_for(sub { $t->tls_get(name => 'crash.test', port => $https, ca => $root)->{verified} },
-                timeout => 30), 'certificate issued';
-my $serial = $t->tls_get(name => 'crash.test', port => $https, ca => $root)->{serial};
+# Every worker swaps on its own timer: wait until several handshakes in a
+# row (spread over the workers) get the same issued certificate.
+my $serial;
+ok $t->wait_for(sub {
+        my @s = map { my $r = $t->tls_get(name => 'crash.test', port => $https, ca => $root);
+                      $r->{verified} ? $r->{serial} : '' } 1 .. 6;
+        return 0 if grep { $_ ne $s[0] || $_ eq '' } @s;
+        $serial = $s[0];
+    }, timeout => 30), 'certificate issued and served by every worker';
 my @workers = sort $t->worker_pids;
 
 my $helper = $t->helper_pid;

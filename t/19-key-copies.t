@@ -6,6 +6,7 @@ use strict;
 use warnings;
 use Test::More;
 use AcmeTest;
+no warnings 'portable';    # /proc/PID/maps addresses above 32 bits
 
 AcmeTest->requires(root => 1, module => 1);
 

@@ -5,14 +5,19 @@
 
 #include <sched.h>
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstddef>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <new>
+#include <unordered_map>
 
 #include "error.h"
 
@@ -29,9 +34,10 @@ struct ZoneHeader {
     std::uint32_t magic;
     std::uint32_t version;
     std::uint64_t size;
-    // 0 when free, else the pid of the owner, so a waiter can recover the
-    // lock from a process that died holding it.
-    std::atomic<std::uint32_t> lock;
+    // 0 when free, else the owner: its pid in the low 32 bits and its
+    // start time in the high ones, so that a waiter can recover the lock
+    // from a process that died holding it, even once its pid is reused.
+    std::atomic<std::uint64_t> lock;
     std::uint32_t certificate_overflow;  // a certificate_updated() found no free slot
     std::atomic<std::uint64_t> global_generation;
     std::uint64_t challenge_slots;
@@ -44,7 +50,7 @@ struct ZoneHeader {
 static_assert(offsetof(ZoneHeader, lock) == 16, "lock word moved");
 
 constexpr std::uint32_t magic_value = 0x41434d45;  // "ACME"
-constexpr std::uint32_t layout_version = 2;
+constexpr std::uint32_t layout_version = 3;
 
 struct ChallengeSlot {
     std::uint32_t in_use;
@@ -97,20 +103,69 @@ std::uint64_t fnv1a(std::string_view s) {
     return h;
 }
 
+// A process's start time in clock ticks since boot (field 22 of
+// /proc/PID/stat), cut to 32 bits; 0 when it cannot be read.
+std::uint32_t start_time(pid_t pid) {
+    char path[64];
+    std::snprintf(path, sizeof(path), "/proc/%d/stat", static_cast<int>(pid));
+    FILE* f = std::fopen(path, "re");
+    if (f == nullptr) return 0;
+    char buf[1024];
+    std::size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
+    std::fclose(f);
+    buf[n] = '\0';
+    // The command name (field 2) may hold spaces and parentheses: count
+    // from the last ')'.
+    const char* p = std::strrchr(buf, ')');
+    if (p == nullptr) return 0;
+    for (int field = 2; field < 22 && *p != '\0'; ++p) {
+        if (*p == ' ') ++field;
+    }
+    return static_cast<std::uint32_t>(std::strtoull(p, nullptr, 10));
+}
+
+std::uint64_t owner_word(pid_t pid, std::uint32_t started) {
+    return (std::uint64_t{started} << 32) | static_cast<std::uint32_t>(pid);
+}
+
+std::uint64_t self_word() {
+    // Per process: a forked child computes its own.
+    static thread_local pid_t cached_pid = 0;
+    static thread_local std::uint64_t cached = 0;
+    pid_t pid = ::getpid();
+    if (pid != cached_pid) {
+        cached = owner_word(pid, start_time(pid));
+        cached_pid = pid;
+    }
+    return cached;
+}
+
+// The owner is gone: no such process, or another process has its pid now.
+bool owner_dead(std::uint64_t word) {
+    auto pid = static_cast<pid_t>(word & 0xffffffffu);
+    auto started = static_cast<std::uint32_t>(word >> 32);
+    if (::kill(pid, 0) == -1 && errno == ESRCH) return true;
+    std::uint32_t now = start_time(pid);
+    return now != 0 && started != 0 && now != started;
+}
+
 // The spin lock. Critical sections are a few hundred bytes of copying, so
-// spinning with sched_yield beats any sleeping primitive here.
+// spinning with sched_yield beats any sleeping primitive, as long as the
+// owner runs: when it does not (stopped with SIGSTOP, descheduled on a busy
+// machine) waiters sleep, a little longer each time, instead of burning
+// every core.
 class SpinGuard {
 public:
-    explicit SpinGuard(std::atomic<std::uint32_t>& lock) : lock_(lock) {
-        const std::uint32_t self = static_cast<std::uint32_t>(::getpid());
+    explicit SpinGuard(std::atomic<std::uint64_t>& lock) : lock_(lock) {
+        const std::uint64_t self = self_word();
+        long sleep_ns = 50 * 1000;
         for (unsigned spins = 1;; ++spins) {
-            std::uint32_t expected = 0;
+            std::uint64_t expected = 0;
             if (lock_.compare_exchange_weak(expected, self, std::memory_order_acquire,
                                             std::memory_order_relaxed)) {
                 return;
             }
-            if (spins % 1024 == 0 && expected != 0 && expected != self &&
-                ::kill(static_cast<pid_t>(expected), 0) == -1 && errno == ESRCH) {
+            if (spins % 64 == 0 && expected != 0 && expected != self && owner_dead(expected)) {
                 // The owner died inside a critical section (killed worker):
                 // take the lock over rather than hang every process.
                 if (lock_.compare_exchange_strong(expected, self, std::memory_order_acquire,
@@ -118,7 +173,15 @@ public:
                     return;
                 }
             }
-            ::sched_yield();
+            if (spins < 256) {
+                ::sched_yield();
+            } else {
+                struct timespec ts {
+                    0, sleep_ns
+                };
+                ::nanosleep(&ts, nullptr);
+                sleep_ns = std::min(sleep_ns * 2, 5 * 1000 * 1000L);
+            }
         }
     }
     ~SpinGuard() { lock_.store(0, std::memory_order_release); }
@@ -126,7 +189,7 @@ public:
     SpinGuard& operator=(const SpinGuard&) = delete;
 
 private:
-    std::atomic<std::uint32_t>& lock_;
+    std::atomic<std::uint64_t>& lock_;
 };
 
 }  // namespace
@@ -424,6 +487,36 @@ std::uint64_t SharedState::generation(std::string_view cert_id) const {
     // global value so workers reload rather than miss a new certificate.
     if (h->certificate_overflow) return h->global_generation.load(std::memory_order_relaxed);
     return 0;
+}
+
+std::size_t SharedState::retain_certificates(const std::vector<std::string>& configured) {
+    if (!formatted()) return 0;
+    Header* h = header();
+    CertificateSlot* table = certificate_table(base_, size_);
+    // By hash, so that 10,000 certificates cost 10,000 lookups; a slot
+    // holds at most max_cert_id bytes of its id, length and hash the rest.
+    std::unordered_multimap<std::uint64_t, const std::string*> by_hash;
+    by_hash.reserve(configured.size());
+    for (const std::string& id : configured) by_hash.emplace(fnv1a(id), &id);
+    std::size_t released = 0;
+    SpinGuard guard(h->lock);
+    for (std::size_t i = 0; i < h->certificate_slots; ++i) {
+        CertificateSlot& slot = table[i];
+        if (!slot.in_use) continue;
+        auto [from, to] = by_hash.equal_range(slot.id_hash);
+        bool kept = std::any_of(from, to, [&](const auto& entry) {
+            return slot_has_id(slot, *entry.second, slot.id_hash);
+        });
+        if (!kept) {
+            slot.in_use = 0;
+            slot.id_len = 0;
+            ++released;
+        }
+    }
+    // Workers of the new configuration read every certificate at start:
+    // an update that found no room before is no longer missed.
+    if (released > 0) h->certificate_overflow = 0;
+    return released;
 }
 
 std::uint64_t SharedState::global_generation() const {

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace acme {
 
@@ -88,6 +89,9 @@ public:
     // Bumped by every certificate_updated(): one cheap load tells a worker
     // whether anything changed at all.
     std::uint64_t global_generation() const;
+    // Frees the slots of certificates not in `configured` (the zone outlives
+    // reloads, and names change); returns how many.
+    std::size_t retain_certificates(const std::vector<std::string>& configured);
 
 private:
     struct Header;

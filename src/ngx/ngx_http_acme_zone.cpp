@@ -1,7 +1,10 @@
 // The shared memory zone that carries http-01 answers and certificate
 // generations from the engine to the workers (acme::SharedState inside an
 // nginx zone), and acme_shared_zone, which names and sizes it.
+#include <exception>
 #include <new>
+#include <string>
+#include <vector>
 
 #include "ngx/ngx_http_acme.h"
 
@@ -9,13 +12,39 @@ namespace {
 
 constexpr size_t area_header = 64;  // keeps SharedState cache-line aligned
 
+// A zone kept over a reload holds the slots of every certificate it ever
+// saw: those of certificates no longer configured are freed, or a few
+// thousand names changes would fill the table.
+void release_unconfigured(ngx_shm_zone_t *zone, ngx_http_acme_main_conf_t *amcf, void *area) {
+    std::vector<std::string> ids;
+    ids.reserve(amcf->certs.nelts);
+    auto **certs = static_cast<ngx_http_acme_cert_t **>(amcf->certs.elts);
+    for (ngx_uint_t i = 0; i < amcf->certs.nelts; i++) {
+        ids.push_back(ngx_http_acme_string(certs[i]->basename));
+    }
+    auto *base = static_cast<u_char *>(area);
+    acme::SharedState state(base + area_header, *reinterpret_cast<size_t *>(area));
+    if (std::size_t n = state.retain_certificates(ids)) {
+        ngx_log_error(NGX_LOG_INFO, zone->shm.log, 0,
+                      "acme: zone \"%V\": released %uz slot(s) of certificates no longer "
+                      "configured",
+                      &zone->shm.name, n);
+    }
+}
+
 ngx_int_t ngx_http_acme_init_zone(ngx_shm_zone_t *zone, void *) {
     auto *shpool = reinterpret_cast<ngx_slab_pool_t *>(zone->shm.addr);
+    auto *amcf = static_cast<ngx_http_acme_main_conf_t *>(zone->data);
 
     // A zone kept over a reload already holds our area, with the pending
     // challenges and generations the running engine relies on.
     if (zone->shm.exists || shpool->data != nullptr) {
         zone->data = shpool->data;
+        try {
+            release_unconfigured(zone, amcf, shpool->data);
+        } catch (const std::exception &e) {
+            ngx_log_error(NGX_LOG_ALERT, zone->shm.log, 0, "acme: %s", e.what());
+        }
         return NGX_OK;
     }
 
