@@ -231,16 +231,16 @@ EOF
     qr/cannot read ssl_trusted_certificate "\Q$dir\E\/no-such-ca\.pem" \(2: No such file or directory\)/,
     qr/no-such-ca\.pem;/;
 
-rejects 'account_key ecdsa:521', <<"EOF",
+rejects 'account_key ecdsa:192', <<"EOF",
 http {
     acme_issuer test {
         uri %%URI%%;
-        account_key ecdsa:521;
+        account_key ecdsa:192;
     }
 }
 EOF
-    qr/invalid account_key "ecdsa:521": expected ecdsa:256, ecdsa:384, rsa:2048, rsa:3072 or rsa:4096 or a key file/,
-    qr/account_key ecdsa:521;/;
+    qr/invalid account_key "ecdsa:192": expected ecdsa:256 \(or ecdsa\), ecdsa:384, ecdsa:521, rsa:2048 \(or rsa\), rsa:3072 or rsa:4096 or a key file/,
+    qr/account_key ecdsa:192;/;
 
 rejects 'account_key file missing', <<"EOF",
 http {
@@ -272,7 +272,7 @@ $issuer
 @{[ server("        server_name example.test;\n        acme_certificate test key=rsa:1024;") ]}
 }
 EOF
-    qr/invalid key type "rsa:1024" in "acme_certificate": expected ecdsa:256, ecdsa:384, rsa:2048, rsa:3072 or rsa:4096/,
+    qr/invalid key type "rsa:1024" in "acme_certificate": expected ecdsa:256 \(or ecdsa\), ecdsa:384, ecdsa:521, rsa:2048 \(or rsa\), rsa:3072 or rsa:4096/,
     qr/key=rsa:1024;/;
 
 rejects 'invalid identifier "bad..name"', <<"EOF",

@@ -91,11 +91,16 @@ std::string bn_param(EVP_PKEY* key, const char* name, int width) {
     return out;
 }
 
-int ec_coordinate_width(KeyType type) { return type == KeyType::ecdsa384 ? 48 : 32; }
+int ec_coordinate_width(KeyType type) {
+    return type == KeyType::ecdsa521 ? 66 : type == KeyType::ecdsa384 ? 48 : 32;
+}
 
-bool is_ec(KeyType type) { return type == KeyType::ecdsa256 || type == KeyType::ecdsa384; }
+bool is_ec(KeyType type) {
+    return type == KeyType::ecdsa256 || type == KeyType::ecdsa384 || type == KeyType::ecdsa521;
+}
 
 const EVP_MD* jws_digest(KeyType type) {
+    if (type == KeyType::ecdsa521) return EVP_sha512();
     return type == KeyType::ecdsa384 ? EVP_sha384() : EVP_sha256();
 }
 
@@ -108,6 +113,7 @@ std::optional<KeyType> classify_key(EVP_PKEY* key) {
         if (nid == NID_undef) nid = EC_curve_nist2nid(group);
         if (nid == NID_X9_62_prime256v1) return KeyType::ecdsa256;
         if (nid == NID_secp384r1) return KeyType::ecdsa384;
+        if (nid == NID_secp521r1) return KeyType::ecdsa521;
         return std::nullopt;
     }
     if (EVP_PKEY_is_a(key, "RSA")) {
@@ -272,6 +278,10 @@ std::vector<Identifier> subject_alt_names(const X509* cert) {
 }  // namespace
 
 std::optional<KeyType> parse_key_type(std::string_view spec) {
+    // nginx-acme's forms: a bare algorithm means its usual size.
+    if (spec == "ecdsa") return KeyType::ecdsa256;
+    if (spec == "rsa") return KeyType::rsa2048;
+    if (spec == "ecdsa:521") return KeyType::ecdsa521;
     if (spec == "ecdsa:256") return KeyType::ecdsa256;
     if (spec == "ecdsa:384") return KeyType::ecdsa384;
     if (spec == "rsa:2048") return KeyType::rsa2048;
@@ -292,6 +302,8 @@ std::string key_type_name(KeyType type) {
             return "rsa:3072";
         case KeyType::rsa4096:
             return "rsa:4096";
+        case KeyType::ecdsa521:
+            return "ecdsa:521";
     }
     return "unknown";
 }
@@ -307,6 +319,9 @@ PrivateKey PrivateKey::generate(KeyType type) {
             break;
         case KeyType::ecdsa384:
             ok = EVP_PKEY_CTX_set_group_name(ctx.get(), "P-384");
+            break;
+        case KeyType::ecdsa521:
+            ok = EVP_PKEY_CTX_set_group_name(ctx.get(), "P-521");
             break;
         case KeyType::rsa2048:
             ok = EVP_PKEY_CTX_set_rsa_keygen_bits(ctx.get(), 2048);
@@ -335,7 +350,7 @@ PrivateKey PrivateKey::from_pem(std::string_view pem) {
         throw Error(std::string("unsupported private key type ") +
                     EVP_PKEY_get0_type_name(key.get()) + " (" +
                     std::to_string(EVP_PKEY_get_bits(key.get())) +
-                    " bits); use ecdsa:256, ecdsa:384, rsa:2048, rsa:3072 or rsa:4096");
+                    " bits); use ecdsa:256, ecdsa:384, ecdsa:521, rsa:2048, rsa:3072 or rsa:4096");
     }
     return PrivateKey(std::shared_ptr<EVP_PKEY>(key.release(), EvpPkeyFree()), *type);
 }
@@ -353,8 +368,10 @@ std::string PrivateKey::jwk() const {
     ERR_clear_error();
     if (is_ec(type_)) {
         int width = ec_coordinate_width(type_);
-        return std::string("{\"crv\":\"") + (type_ == KeyType::ecdsa384 ? "P-384" : "P-256") +
-               "\",\"kty\":\"EC\",\"x\":\"" +
+        const char* crv = type_ == KeyType::ecdsa521   ? "P-521"
+                          : type_ == KeyType::ecdsa384 ? "P-384"
+                                                       : "P-256";
+        return std::string("{\"crv\":\"") + crv + "\",\"kty\":\"EC\",\"x\":\"" +
                base64url_encode(bn_param(key_.get(), OSSL_PKEY_PARAM_EC_PUB_X, width)) +
                "\",\"y\":\"" +
                base64url_encode(bn_param(key_.get(), OSSL_PKEY_PARAM_EC_PUB_Y, width)) + "\"}";
@@ -372,6 +389,8 @@ std::string PrivateKey::jws_alg() const {
             return "ES256";
         case KeyType::ecdsa384:
             return "ES384";
+        case KeyType::ecdsa521:
+            return "ES512";
         default:
             return "RS256";
     }

@@ -16,9 +16,11 @@
 
 namespace acme {
 
-enum class KeyType { ecdsa256, ecdsa384, rsa2048, rsa3072, rsa4096 };
+// ecdsa521 comes last: the glue indexes arrays by these values.
+enum class KeyType { ecdsa256, ecdsa384, rsa2048, rsa3072, rsa4096, ecdsa521 };
 
-// "ecdsa:256", "ecdsa:384", "rsa:2048", "rsa:3072", "rsa:4096"; nullopt otherwise.
+// "ecdsa:256" (or "ecdsa"), "ecdsa:384", "ecdsa:521", "rsa:2048" (or "rsa"),
+// "rsa:3072", "rsa:4096"; nullopt otherwise.
 std::optional<KeyType> parse_key_type(std::string_view spec);
 std::string key_type_name(KeyType type);  // inverse of parse_key_type
 
@@ -47,7 +49,7 @@ public:
     // {"crv":"P-256","kty":"EC","x":"...","y":"..."} or {"e":"AQAB","kty":"RSA","n":"..."}
     std::string jwk() const;
     std::string thumbprint() const;  // base64url(SHA-256(jwk()))
-    std::string jws_alg() const;     // "ES256", "ES384" or "RS256"
+    std::string jws_alg() const;     // "ES256", "ES384", "ES512" or "RS256"
     // JWS signature over data: raw r||s (fixed width) for EC, PKCS#1 v1.5 for RSA.
     std::string sign(std::string_view data) const;
 

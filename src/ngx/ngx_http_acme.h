@@ -25,7 +25,7 @@ extern "C" {
 #define NGX_HTTP_ACME_RUN_PREFIX "/run/nginx-acme"  // for `state_path off`
 #endif
 
-#define NGX_HTTP_ACME_KEY_TYPES 5  // acme::KeyType values
+#define NGX_HTTP_ACME_KEY_TYPES 6  // acme::KeyType values
 
 // NGX_CONF_ERROR is (void *) -1, which C++ turns into a char * only by a cast.
 #define NGX_HTTP_ACME_CONF_ERROR static_cast<char *>(NGX_CONF_ERROR)
@@ -127,7 +127,7 @@ char *ngx_http_acme_conf_error(ngx_conf_t *cf, ngx_err_t err, const char *fmt, .
 bool ngx_http_acme_parse_renew_before(ngx_str_t value, acme::RenewBefore *out);
 // What the messages about a bad key type or renewal time expect.
 inline constexpr char ngx_http_acme_key_types_expected[] =
-    "ecdsa:256, ecdsa:384, rsa:2048, rsa:3072 or rsa:4096";
+    "ecdsa:256 (or ecdsa), ecdsa:384, ecdsa:521, rsa:2048 (or rsa), rsa:3072 or rsa:4096";
 inline constexpr char ngx_http_acme_renew_before_expected[] =
     "a time (such as 30d) or a percentage of the lifetime (1% to 99%) is expected";
 

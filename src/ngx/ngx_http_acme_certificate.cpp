@@ -33,6 +33,15 @@ ngx_int_t push_identifier(ngx_conf_t *cf, ngx_array_t *ids, const std::string &t
     return slot->data ? NGX_OK : NGX_ERROR;
 }
 
+// ".example.com" means example.com and www.example.com, as in server_name
+// (and in nginx-acme's identifier arguments).
+std::vector<std::string> dot_name_expanded(const std::string &name) {
+    if (name.size() > 1 && name[0] == '.') {
+        return {name.substr(1), "www" + name};
+    }
+    return {name};
+}
+
 // One acme_certificate for one key type, with the directive's identifiers.
 ngx_http_acme_cert_t *make_certificate(ngx_conf_t *cf, const ngx_str_t &issuer,
                                        const ngx_array_t &identifiers, acme::KeyType type,
@@ -114,13 +123,15 @@ char *certificate(ngx_conf_t *cf, ngx_http_acme_srv_conf_t *ascf) {
             }
             continue;
         }
-        std::string error;
-        ngx_int_t rc = push_identifier(cf, &identifiers, ngx_http_acme_string(value[i]), &error);
-        if (rc == NGX_ERROR) {
-            return NGX_HTTP_ACME_CONF_ERROR;
-        }
-        if (rc == NGX_DECLINED) {
-            return ngx_http_acme_conf_error(cf, 0, "%s in \"acme_certificate\"", error.c_str());
+        for (const std::string &text : dot_name_expanded(ngx_http_acme_string(value[i]))) {
+            std::string error;
+            ngx_int_t rc = push_identifier(cf, &identifiers, text, &error);
+            if (rc == NGX_ERROR) {
+                return NGX_HTTP_ACME_CONF_ERROR;
+            }
+            if (rc == NGX_DECLINED) {
+                return ngx_http_acme_conf_error(cf, 0, "%s in \"acme_certificate\"", error.c_str());
+            }
         }
     }
     if (types.empty()) {
@@ -196,14 +207,7 @@ ngx_int_t identifiers_from_server_names(ngx_conf_t *cf, ngx_http_acme_cert_t *ce
                           cert->file, cert->line, name.c_str());
             continue;
         }
-        std::vector<std::string> texts;
-        if (name[0] == '.') {
-            texts.push_back(name.substr(1));
-            texts.push_back("www" + name);
-        } else {
-            texts.push_back(name);
-        }
-        for (const auto &text : texts) {
+        for (const auto &text : dot_name_expanded(name)) {
             std::string error;
             ngx_int_t rc = push_identifier(cf, &cert->identifiers, text, &error);
             if (rc == NGX_ERROR) {

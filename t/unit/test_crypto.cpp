@@ -141,14 +141,18 @@ TEST(Crypto, ParseKeyType) {
     const std::pair<const char*, KeyType> valid[] = {
         {"ecdsa:256", KeyType::ecdsa256}, {"ecdsa:384", KeyType::ecdsa384},
         {"rsa:2048", KeyType::rsa2048},   {"rsa:3072", KeyType::rsa3072},
-        {"rsa:4096", KeyType::rsa4096},
+        {"rsa:4096", KeyType::rsa4096},   {"ecdsa:521", KeyType::ecdsa521},
     };
     for (const auto& [spec, type] : valid) {
         EXPECT_EQ(acme::parse_key_type(spec), type) << spec;
         EXPECT_EQ(acme::key_type_name(type), spec);
     }
-    for (const char* spec : {"ecdsa:521", "rsa:1024", "rsa", "", "ecdsa", "RSA:2048", "rsa:2048 ",
-                             "ecdsa:256:x", "ed25519"}) {
+    // nginx-acme's forms without a size; the name (and so the file names)
+    // stays the sized one.
+    EXPECT_EQ(acme::parse_key_type("ecdsa"), KeyType::ecdsa256);
+    EXPECT_EQ(acme::parse_key_type("rsa"), KeyType::rsa2048);
+    for (const char* spec :
+         {"ecdsa:192", "rsa:1024", "", "RSA:2048", "rsa:2048 ", "ecdsa:256:x", "ed25519"}) {
         EXPECT_EQ(acme::parse_key_type(spec), std::nullopt) << '"' << spec << '"';
     }
 }
@@ -157,7 +161,7 @@ TEST(Crypto, GenerateEveryTypeAndPemRoundTrip) {
     const std::tuple<KeyType, int, const char*> types[] = {
         {KeyType::ecdsa256, 256, "ES256"}, {KeyType::ecdsa384, 384, "ES384"},
         {KeyType::rsa2048, 2048, "RS256"}, {KeyType::rsa3072, 3072, "RS256"},
-        {KeyType::rsa4096, 4096, "RS256"},
+        {KeyType::rsa4096, 4096, "RS256"}, {KeyType::ecdsa521, 521, "ES512"},
     };
     for (const auto& [type, bits, alg] : types) {
         const PrivateKey& key = key_of(type);
@@ -191,7 +195,7 @@ TEST(Crypto, FromPemRejectsUnsupportedKeys) {
     std::string pem = key_of(KeyType::ecdsa256).to_pem();
     EXPECT_THROW(PrivateKey::from_pem(pem.substr(0, pem.size() / 2)), acme::Error);
 
-    for (auto& key : {raw_key("EC", "P-521", 0), raw_key("RSA", nullptr, 1024),
+    for (auto& key : {raw_key("EC", "P-224", 0), raw_key("RSA", nullptr, 1024),
                       raw_key("ED25519", nullptr, 0), raw_key("EC", "secp256k1", 0)}) {
         try {
             PrivateKey::from_pem(pem_of(key.get(), false));

@@ -154,7 +154,8 @@ TEST_P(JwsTest, PostAsGetWithKid) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllAlgorithms, JwsTest,
-                         testing::Values(KeyType::ecdsa256, KeyType::ecdsa384, KeyType::rsa2048),
+                         testing::Values(KeyType::ecdsa256, KeyType::ecdsa384, KeyType::ecdsa521,
+                                         KeyType::rsa2048),
                          [](const testing::TestParamInfo<KeyType>& info) {
                              std::string name = acme::key_type_name(info.param);
                              name[name.find(':')] = '_';  // test names are identifiers
