@@ -136,18 +136,6 @@ $issuer
 EOF
     qr/duplicate acme_issuer "test"/, qr/acme_issuer test \{ +# the second one/;
 
-rejects 'two issuers with the same state_path', <<"EOF",
-http {
-$issuer
-    acme_issuer other {
-        uri %%URI%%;
-        state_path %%TESTDIR%%/state/test/;
-    }
-}
-EOF
-    qr/acme_issuer "other" in \S+ uses the state_path "\Q$dir\E\/state\/test" of acme_issuer "test"/,
-    qr/acme_issuer other \{/, located => 'inline';
-
 rejects 'unknown directive inside acme_issuer', <<"EOF",
 http {
     acme_issuer test {

@@ -2,6 +2,9 @@
 // and zone files), main and server configuration, postconfiguration and
 // init_process, and the helpers the directive handlers share.
 #include <exception>
+#include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "ngx/ngx_http_acme.h"
 
@@ -77,8 +80,40 @@ void *ngx_http_acme_create_main_conf(ngx_conf_t *cf) {
     return amcf;
 }
 
+// Issuers that name the same state_path (nginx-acme allows it) keep their
+// accounts and certificates apart in a directory per issuer inside it. This
+// runs once every acme_issuer is known and before servers are merged, which
+// is when their stored certificates are read.
+char *separate_shared_state_paths(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf) {
+    auto **issuers = static_cast<ngx_http_acme_issuer_t **>(amcf->issuers.elts);
+    std::unordered_map<std::string, std::vector<ngx_http_acme_issuer_t *>> by_path;
+    for (ngx_uint_t i = 0; i < amcf->issuers.nelts; i++) {
+        by_path[ngx_http_acme_string(issuers[i]->state_path)].push_back(issuers[i]);
+    }
+    for (auto &[path, sharing] : by_path) {
+        if (sharing.size() < 2) {
+            continue;
+        }
+        for (ngx_http_acme_issuer_t *is : sharing) {
+            is->state_path =
+                ngx_http_acme_pstrdup(cf->pool, path + "/" + ngx_http_acme_string(is->name));
+            if (is->state_path.data == nullptr) {
+                return NGX_HTTP_ACME_CONF_ERROR;
+            }
+        }
+    }
+    return NGX_CONF_OK;
+}
+
 char *ngx_http_acme_init_main_conf(ngx_conf_t *cf, void *conf) {
     auto *amcf = static_cast<ngx_http_acme_main_conf_t *>(conf);
+    try {
+        if (separate_shared_state_paths(cf, amcf) != NGX_CONF_OK) {
+            return NGX_HTTP_ACME_CONF_ERROR;
+        }
+    } catch (const std::exception &e) {
+        return ngx_http_acme_conf_error(cf, 0, "acme: %s", e.what());
+    }
     if (amcf->zone_size == NGX_CONF_UNSET_SIZE) {
         amcf->zone_name = default_zone_name;
         amcf->zone_size = acme::SharedState::default_size;
@@ -148,21 +183,6 @@ ngx_int_t collect_resolvers(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf) {
 ngx_int_t postconfiguration(ngx_conf_t *cf) {
     auto *amcf = static_cast<ngx_http_acme_main_conf_t *>(
         ngx_http_conf_get_module_main_conf(cf, ngx_http_acme_module));
-
-    // Two issuers writing one state directory would fight over its lock.
-    auto **issuers = static_cast<ngx_http_acme_issuer_t **>(amcf->issuers.elts);
-    for (ngx_uint_t i = 0; i < amcf->issuers.nelts; i++) {
-        for (ngx_uint_t k = 0; k < i; k++) {
-            if (ngx_http_acme_str_eq(issuers[i]->state_path, issuers[k]->state_path)) {
-                ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                              "acme_issuer \"%V\" in %s:%ui uses the state_path \"%V\" of "
-                              "acme_issuer \"%V\"",
-                              &issuers[i]->name, issuers[i]->file, issuers[i]->line,
-                              &issuers[i]->state_path, &issuers[k]->name);
-                return NGX_ERROR;
-            }
-        }
-    }
 
     if (amcf->certs.nelts == 0) {
         return NGX_OK;
