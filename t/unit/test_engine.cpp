@@ -221,90 +221,71 @@ TEST(Engine, FailureIsLoggedAndRecorded) {
     EXPECT_EQ(meta.get_int("failures"), std::optional<std::int64_t>(2));
 }
 
-TEST(Engine, RetryAfterFromTheStoreIsHonoured) {
+// An engine for example.test started on a store whose record holds
+// `record` (the JSON members inside the braces).
+class StoredRecord : public ::testing::Test {
+protected:
+    // The line that says why the certificate needs an order, if any.
+    std::optional<std::pair<acme::LogLevel, std::string>> start_with(const std::string& record) {
+        FileStorage store(tmp.path());
+        store.store(acme::certificate_basename(ids, KeyType::ecdsa256) + ".json",
+                    "{" + record + "}\n", acme::Access::shared);
+        engine = std::make_unique<Engine>(make_config(tmp.path(), ids), board, log);
+        engine->start();
+        return log.wait_for("needs to be ordered (missing)");
+    }
+    // No attempt was made: it would fail at once against the closed port.
+    bool attempted(std::chrono::milliseconds within = std::chrono::milliseconds(500)) {
+        return log.wait_for("failed:", within).has_value();
+    }
+    static std::string at(std::time_t t) { return std::to_string(t); }
+
     TempDir tmp;
     std::vector<Identifier> ids{dns("example.test")};
-    FileStorage store(tmp.path());
-    std::time_t until = std::time(nullptr) + 100;
-    store.store(acme::certificate_basename(ids, KeyType::ecdsa256) + ".json",
-                R"({"failures": 1, "retry_after_until": )" + std::to_string(until) + "}\n",
-                acme::Access::shared);
     RecordingLogger log;
     NullBoard board;
-    Engine engine(make_config(tmp.path(), ids), board, log);
-    engine.start();
-    auto line = log.wait_for("needs to be ordered (missing), not before ");
+    std::unique_ptr<Engine> engine;
+};
+
+TEST_F(StoredRecord, RetryAfterIsHonoured) {
+    auto line =
+        start_with(R"("failures": 1, "retry_after_until": )" + at(std::time(nullptr) + 100));
     ASSERT_TRUE(line) << log.all();
+    EXPECT_NE(line->second.find(", not before "), std::string::npos) << line->second;
     EXPECT_NE(line->second.find("(Retry-After)"), std::string::npos) << line->second;
-    // No attempt: it would fail at once against the closed port.
-    EXPECT_FALSE(log.wait_for("failed", std::chrono::milliseconds(500))) << log.all();
-    engine.stop();
+    EXPECT_FALSE(attempted()) << log.all();
 }
 
 // A reload or restart must not retry a failing certificate before its
 // backoff is over: each attempt may count against the CA's limits.
-TEST(Engine, BackoffFromTheStoreIsHonoured) {
-    TempDir tmp;
-    std::vector<Identifier> ids{dns("example.test")};
-    FileStorage store(tmp.path());
-    std::time_t next = std::time(nullptr) + 300;
-    store.store(acme::certificate_basename(ids, KeyType::ecdsa256) + ".json",
-                R"({"failures": 3, "next_attempt": )" + std::to_string(next) + "}\n",
-                acme::Access::shared);
-    RecordingLogger log;
-    NullBoard board;
-    Engine engine(make_config(tmp.path(), ids), board, log);
-    engine.start();
-    auto line = log.wait_for("needs to be ordered (missing), not before ");
+TEST_F(StoredRecord, BackoffIsHonoured) {
+    auto line = start_with(R"("failures": 3, "next_attempt": )" + at(std::time(nullptr) + 300));
     ASSERT_TRUE(line) << log.all();
     EXPECT_NE(line->second.find("(after 3 failed attempts)"), std::string::npos) << line->second;
-    EXPECT_FALSE(log.wait_for("failed:", std::chrono::milliseconds(500))) << log.all();
-    engine.stop();
+    EXPECT_FALSE(attempted()) << log.all();
 }
 
 // A next attempt beyond the longest backoff (a clock that jumped back, a
 // damaged record) is not believed: at most 8 hours.
-TEST(Engine, FarBackoffIsBounded) {
-    TempDir tmp;
-    std::vector<Identifier> ids{dns("example.test")};
-    FileStorage store(tmp.path());
+TEST_F(StoredRecord, FarBackoffIsBounded) {
     std::time_t now = std::time(nullptr);
-    store.store(acme::certificate_basename(ids, KeyType::ecdsa256) + ".json",
-                R"({"failures": 1, "next_attempt": )" + std::to_string(now + 400 * 86400) + "}\n",
-                acme::Access::shared);
-    RecordingLogger log;
-    NullBoard board;
-    Engine engine(make_config(tmp.path(), ids), board, log);
-    engine.start();
-    auto line = log.wait_for("needs to be ordered (missing), not before ");
+    auto line = start_with(R"("failures": 1, "next_attempt": )" + at(now + 400 * 86400));
     ASSERT_TRUE(line) << log.all();
-    engine.stop();
     std::tm tm{};
-    ASSERT_TRUE(strptime(line->second.c_str() + line->second.find("not before ") + 11,
-                         "%Y-%m-%d %H:%M:%S", &tm));
+    std::size_t from = line->second.find("not before ");
+    ASSERT_NE(from, std::string::npos) << line->second;
+    ASSERT_TRUE(strptime(line->second.c_str() + from + 11, "%Y-%m-%d %H:%M:%S", &tm));
     std::time_t shown = timegm(&tm);
     EXPECT_LE(shown, now + 8 * 3600 + 5) << line->second;
     EXPECT_GE(shown, now + 8 * 3600 - 5) << line->second;
 }
 
 // Without failures a stored next attempt is stale: order at once.
-TEST(Engine, NextAttemptWithoutFailuresIsIgnored) {
-    TempDir tmp;
-    std::vector<Identifier> ids{dns("example.test")};
-    FileStorage store(tmp.path());
-    store.store(
-        acme::certificate_basename(ids, KeyType::ecdsa256) + ".json",
-        R"({"failures": 0, "next_attempt": )" + std::to_string(std::time(nullptr) + 300) + "}\n",
-        acme::Access::shared);
-    RecordingLogger log;
-    NullBoard board;
-    Engine engine(make_config(tmp.path(), ids), board, log);
-    engine.start();
-    auto line = log.wait_for("needs to be ordered (missing)");
+TEST_F(StoredRecord, NextAttemptWithoutFailuresIsIgnored) {
+    auto line = start_with(R"("failures": 0, "next_attempt": )" + at(std::time(nullptr) + 300));
     ASSERT_TRUE(line) << log.all();
     EXPECT_EQ(line->second.find("not before"), std::string::npos) << line->second;
-    EXPECT_TRUE(log.wait_for("failed:")) << log.all();
-    engine.stop();
+    EXPECT_TRUE(attempted(std::chrono::seconds(10))) << log.all();
 }
 
 // An engine that fails as a whole (here: its storage cannot be made) is
