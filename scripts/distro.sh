@@ -40,7 +40,7 @@ PEBBLE_DIR="$DEPS/pebble"
 PACKAGES=(
     nginx nginx-dev g++ make dpkg-dev debhelper libssl-dev
     libcurl4-openssl-dev libjansson-dev libgtest-dev perl
-    libio-socket-ssl-perl libnet-ssleay-perl curl openssl procps
+    libio-socket-ssl-perl libnet-ssleay-perl curl openssl procps wrk
 )
 # Bumped when the way the tree is made changes.
 TREE_FORMAT=1
