@@ -74,6 +74,16 @@ $(MODULE): $(BUILD)/objs/Makefile $(ENGINE_SRCS) $(ENGINE_HDRS) $(GLUE_SRCS) $(G
 	# A running nginx may have the module mapped: replace the file, never rewrite it.
 	cp $(BUILD)/objs/ngx_http_acme_module.so $(MODULE).tmp && mv -f $(MODULE).tmp $(MODULE)
 
+# The Debian package, for the distribution make runs on (scripts/build-deb.sh).
+DEB_VERSION := $(shell dpkg-parsechangelog -l debian/changelog -S Version 2>/dev/null)
+DEB_ARCH    := $(shell dpkg --print-architecture 2>/dev/null)
+DEB         := $(BUILD)/libnginx-mod-http-acme_$(DEB_VERSION)_$(DEB_ARCH).deb
+
+deb: $(DEB)
+
+$(DEB): config $(ENGINE_SRCS) $(ENGINE_HDRS) $(GLUE_SRCS) $(GLUE_HDRS) src/ngx/exports.map $(wildcard debian/* debian/source/*) scripts/build-deb.sh
+	bash scripts/build-deb.sh $(BUILD) $(JOBS)
+
 install: $(MODULE)
 	install -m 0644 $(MODULE) $(MODULES_DIR)/ngx_http_acme_module.so
 
@@ -98,15 +108,17 @@ FAILURE_LOG := $(BUILD)/integration-failures.log
 integration: $(MODULE)
 	@rm -f $(FAILURE_LOG)
 	ACME_MODULE=$(MODULE) PEBBLE_DIR=$(PEBBLE_DIR) ACME_TEST_FAILURE_LOG=$(abspath $(FAILURE_LOG)) \
-	    prove -j2 -I t/lib t/ || { cat $(FAILURE_LOG) 2>/dev/null; exit 1; }
+	    $(if $(wildcard $(DEB)),ACME_DEB=$(DEB)) prove -j2 -I t/lib t/ || { cat $(FAILURE_LOG) 2>/dev/null; exit 1; }
 
 test: deps
 	$(MAKE) format-check
 	$(MAKE) check
 
-# What test runs after the format check, on the host or in a tree.
+# What test runs after the format check, on the host or in a tree: the
+# package is built for t/70-debian-package.t.
 check:
 	$(MAKE) -j$(JOBS) $(BUILD)/unit-tests $(MODULE)
+	$(MAKE) deb
 	$(MAKE) unit
 	$(MAKE) integration
 

@@ -54,8 +54,6 @@ die() {
 
 [ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, chroot and mounts)"
 
-want_stamp() { printf 'format %s\npackages %s\n' "$TREE_FORMAT" "${PACKAGES[*]}"; }
-
 # Mount points under the tree, deepest first.
 mounts_under() {
     awk -v t="$1" '$2 == t || index($2, t "/") == 1 { print $2 }' /proc/self/mounts | sort -r
@@ -80,14 +78,12 @@ in_tree() {
         DEBIAN_FRONTEND=noninteractive "$@"
 }
 
-make_tree() {
+# The tree itself: debootstrap, then what makes it safe to use. The stamp
+# is written last, so an interrupted bootstrap starts again from scratch.
+bootstrap_tree() {
     local archive keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-    if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(want_stamp)" ]; then
-        return 0
-    fi
     command -v debootstrap >/dev/null || die "debootstrap is not installed (run make deps)"
     archive=$(debian_archive) || die "no Debian archive in the apt configuration"
-    unmount_all
     if [ -e "$TREE" ]; then
         [ -z "$(mounts_under "$TREE")" ] || die "$TREE still has mounts; not removing it"
         log "removing the incomplete or outdated tree"
@@ -106,12 +102,23 @@ make_tree() {
     printf '#!/bin/sh\nexit 101\n' >"$TREE/usr/sbin/policy-rc.d"
     chmod 0755 "$TREE/usr/sbin/policy-rc.d"
     copy_apt_settings
+    echo "format $TREE_FORMAT" >"$STAMP"
+}
+
+# Installs what PACKAGES lists and the tree lacks (nothing on a second run).
+install_packages() {
+    local missing=() p
+    for p in "${PACKAGES[@]}"; do
+        in_tree dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' ||
+            missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
     cp -L /etc/resolv.conf "$TREE/etc/resolv.conf" 2>/dev/null || true
     mount_basics
-    log "installing ${PACKAGES[*]}"
+    log "installing ${missing[*]}"
     if ! {
         in_tree apt-get update -qq &&
-            in_tree apt-get install -y -q --no-install-recommends "${PACKAGES[@]}" &&
+            in_tree apt-get install -y -q --no-install-recommends "${missing[@]}" &&
             in_tree apt-get -f install -y -q &&
             in_tree apt-get clean
     } >"$DEPS/distro/$SUITE.apt.log" 2>&1; then
@@ -119,8 +126,14 @@ make_tree() {
         die "installing packages failed (log: $DEPS/distro/$SUITE.apt.log)"
     fi
     unmount_all
-    want_stamp >"$STAMP"
     log "tree ready: $(in_tree dpkg-query -W -f='nginx ${Version}' nginx), $(in_tree sh -c 'g++ --version | head -1'), $(in_tree openssl version)"
+}
+
+make_tree() {
+    if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "format $TREE_FORMAT" ]; then
+        bootstrap_tree
+    fi
+    install_packages
 }
 
 mount_basics() {
