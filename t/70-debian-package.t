@@ -154,9 +154,7 @@ like $out, qr/syntax is ok/, 'syntax is ok';
 # loading what modules-enabled loads and serving what sites-enabled has,
 # with the stock configuration's user.
 symlink '/usr/lib/nginx/modules', $t->dir . '/modules' or die "symlink: $!";
-$t->write_nginx_conf(<<'EOF', module => 0);
-user www-data;
-include /etc/nginx/modules-enabled/*.conf;
+$t->write_nginx_conf(<<'EOF', module => 0, top => <<'TOP');
 http {
     include /etc/nginx/mime.types;
     client_body_temp_path %%TESTDIR%%/body;
@@ -167,6 +165,9 @@ http {
     include /etc/nginx/sites-enabled/*;
 }
 EOF
+user www-data;
+include /etc/nginx/modules-enabled/*.conf;
+TOP
 $t->start_nginx;
 my $root = $t->pebble_root;
 my $r = $t->wait_for(sub {

@@ -231,6 +231,8 @@ adds C<access_log DIR/access.log> at the top of the C<http> block.
 Options: C<< module => 0 >> leaves C<load_module> out (it is also left out
 when ACME_MODULE is unset; C<< module => 1 >> then dies), C<log_level>
 (e.g. C<debug>; Debian's nginx has debug logging), C<worker_processes>,
+C<top> (main-level text put first, before C<load_module> and C<events>:
+e.g. an C<include> of C</etc/nginx/modules-enabled/*.conf>),
 C<< master_process => 0 >> (one process; C<nginx_pids> then has no
 workers, and in-place reloads of that mode are not reliable in nginx itself).
 
@@ -1126,7 +1128,8 @@ sub write_nginx_conf {
     $conf =~ s/%%([A-Z0-9_]+)%%/exists $sub{$1} ? $sub{$1} : die "AcmeTest: unknown %%$1%% in nginx config\n"/ge;
     $conf =~ s{^(\s*http\s*\{)}{$1\n    access_log $d/access.log;}m;
 
-    my $head = '';
+    my $head = defined $opt{top} ? "$opt{top}\n" : '';
+    $head =~ s/%%([A-Z0-9_]+)%%/exists $sub{$1} ? $sub{$1} : die "AcmeTest: unknown %%$1%% in nginx config\n"/ge;
     $head .= "load_module $module;\n" if $load && $module;
     $head .= <<"EOF";
 daemon off;
