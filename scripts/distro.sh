@@ -38,7 +38,7 @@ PEBBLE_DIR="$DEPS/pebble"
 
 # What the build, the unit and integration tests and `make deb` need.
 PACKAGES=(
-    nginx nginx-dev g++ make dpkg-dev debhelper libssl-dev
+    nginx nginx-dev build-essential g++ make dpkg-dev debhelper libssl-dev
     libcurl4-openssl-dev libjansson-dev libgtest-dev perl
     libio-socket-ssl-perl libnet-ssleay-perl curl openssl procps wrk
 )
