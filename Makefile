@@ -50,6 +50,9 @@ test: deps
 deps:
 	@bash scripts/setup-deps.sh
 
+clean:
+	rm -rf $(CURDIR)/build/$(DISTRO)
+
 else
 
 all: $(MODULE)
