@@ -3,6 +3,8 @@
 #                   (or NGINX_SRC=<nginx source tree>)
 #   make install    copy the module into nginx's modules directory
 #   make test       install what is missing, then unit and integration tests
+#   make deb        build libnginx-mod-http-acme_<version>_<arch>.deb (dh, dh_nginx)
+#   make ... DISTRO=trixie|sid   the same inside a Debian 13 / sid tree (.deps/distro)
 #   make demo       local Pebble + nginx: watch a certificate being issued
 #   make bench      time-to-certificate and handshake figures (not a test)
 #   make bench-client-hello  cost of the tls-alpn-01 ClientHello check
@@ -15,6 +17,7 @@ BUILD       ?= $(CURDIR)/build
 MODULE      := $(BUILD)/ngx_http_acme_module.so
 MODULES_DIR ?= /usr/lib/nginx/modules
 DEPS        := $(CURDIR)/.deps
+PEBBLE_DIR  ?= $(DEPS)/pebble
 
 ENGINE_SRCS := $(wildcard src/acme/*.cpp)
 ENGINE_HDRS := $(wildcard src/acme/*.h)
@@ -27,7 +30,30 @@ CXX         ?= g++
 UNIT_FLAGS  := -std=c++17 -g -O1 -Wall -Wextra -Werror -Isrc -pthread
 UNIT_LIBS   := -lgtest -lgtest_main -lcurl -ljansson -lssl -lcrypto -lresolv -pthread
 
-.PHONY: all install deps unit integration test demo bench bench-variables bench-idle bench-client-hello clean format format-check
+.PHONY: all install deps unit integration check test deb demo bench bench-variables bench-idle bench-client-hello clean format format-check
+
+JOBS        ?= $(shell nproc)
+
+ifneq ($(DISTRO),)
+# DISTRO=trixie|sid: the same targets inside a Debian 13 / sid tree made by
+# scripts/distro.sh (debootstrap, kept in .deps/distro/$(DISTRO)), with that
+# distribution's nginx, nginx-dev, g++ and OpenSSL; the checkout is /src
+# there, and the build goes to build/$(DISTRO).
+IN_TREE     := bash scripts/distro.sh $(DISTRO) run make BUILD=/src/build/$(DISTRO) JOBS=$(JOBS)
+
+all deb unit integration check:
+	$(IN_TREE) $@
+
+test: deps
+	$(IN_TREE) check
+
+deps:
+	@bash scripts/setup-deps.sh
+
+clean:
+	rm -rf $(CURDIR)/build/$(DISTRO)
+
+else
 
 all: $(MODULE)
 
@@ -50,6 +76,16 @@ $(MODULE): $(BUILD)/objs/Makefile $(ENGINE_SRCS) $(ENGINE_HDRS) $(GLUE_SRCS) $(G
 	$(MAKE) -C $(BUILD)/nginx -f $(BUILD)/objs/Makefile modules
 	# A running nginx may have the module mapped: replace the file, never rewrite it.
 	cp $(BUILD)/objs/ngx_http_acme_module.so $(MODULE).tmp && mv -f $(MODULE).tmp $(MODULE)
+
+# The Debian package, for the distribution make runs on (scripts/build-deb.sh).
+DEB_VERSION := $(shell dpkg-parsechangelog -l debian/changelog -S Version 2>/dev/null)
+DEB_ARCH    := $(shell dpkg --print-architecture 2>/dev/null)
+DEB         := $(BUILD)/libnginx-mod-http-acme_$(DEB_VERSION)_$(DEB_ARCH).deb
+
+deb: $(DEB)
+
+$(DEB): config $(ENGINE_SRCS) $(ENGINE_HDRS) $(GLUE_SRCS) $(GLUE_HDRS) src/ngx/exports.map $(wildcard debian/* debian/source/*) scripts/build-deb.sh
+	bash scripts/build-deb.sh $(BUILD) $(JOBS)
 
 install: $(MODULE)
 	install -m 0644 $(MODULE) $(MODULES_DIR)/ngx_http_acme_module.so
@@ -74,30 +110,34 @@ FAILURE_LOG := $(BUILD)/integration-failures.log
 
 integration: $(MODULE)
 	@rm -f $(FAILURE_LOG)
-	ACME_MODULE=$(MODULE) PEBBLE_DIR=$(DEPS)/pebble ACME_TEST_FAILURE_LOG=$(abspath $(FAILURE_LOG)) \
-	    prove -j2 -I t/lib t/ || { cat $(FAILURE_LOG) 2>/dev/null; exit 1; }
-
-JOBS        ?= $(shell nproc)
+	ACME_MODULE=$(MODULE) PEBBLE_DIR=$(PEBBLE_DIR) ACME_TEST_FAILURE_LOG=$(abspath $(FAILURE_LOG)) \
+	    $(if $(wildcard $(DEB)),ACME_DEB=$(DEB)) prove -j2 -I t/lib t/ || { cat $(FAILURE_LOG) 2>/dev/null; exit 1; }
 
 test: deps
 	$(MAKE) format-check
+	$(MAKE) check
+
+# What test runs after the format check, on the host or in a tree: the
+# package is built for t/70-debian-package.t.
+check:
 	$(MAKE) -j$(JOBS) $(BUILD)/unit-tests $(MODULE)
+	$(MAKE) deb
 	$(MAKE) unit
 	$(MAKE) integration
 
 demo: deps $(MODULE)
-	ACME_MODULE=$(MODULE) PEBBLE_DIR=$(DEPS)/pebble perl -I t/lib scripts/demo.pl
+	ACME_MODULE=$(MODULE) PEBBLE_DIR=$(PEBBLE_DIR) perl -I t/lib scripts/demo.pl
 
 bench: deps $(MODULE)
-	ACME_MODULE=$(MODULE) PEBBLE_DIR=$(DEPS)/pebble perl -I t/lib scripts/bench.pl
+	ACME_MODULE=$(MODULE) PEBBLE_DIR=$(PEBBLE_DIR) perl -I t/lib scripts/bench.pl
 
 # $acme_certificate against static files and nginx's per-handshake loading.
 bench-variables: deps $(MODULE)
-	ACME_MODULE=$(MODULE) PEBBLE_DIR=$(DEPS)/pebble perl -I t/lib scripts/bench-variables.pl
+	ACME_MODULE=$(MODULE) PEBBLE_DIR=$(PEBBLE_DIR) perl -I t/lib scripts/bench-variables.pl
 
 # Helper CPU while idle with 1,000 managed certificates (takes minutes).
 bench-idle: deps $(MODULE)
-	ACME_MODULE=$(MODULE) PEBBLE_DIR=$(DEPS)/pebble perl -I t/lib scripts/bench-idle.pl 1000 120
+	ACME_MODULE=$(MODULE) PEBBLE_DIR=$(PEBBLE_DIR) perl -I t/lib scripts/bench-idle.pl 1000 120
 
 $(BUILD)/bench-client-hello: scripts/bench_client_hello.cpp src/acme/tls_alpn.cpp src/acme/crypto.cpp src/acme/base64url.cpp $(ENGINE_HDRS)
 	@mkdir -p $(BUILD)
@@ -114,3 +154,5 @@ format-check:
 
 clean:
 	rm -rf $(BUILD)
+
+endif

@@ -6,6 +6,8 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+# shellcheck source=scripts/debian-archive.sh
+. "$ROOT/scripts/debian-archive.sh"
 DEPS="$ROOT/.deps"
 PEBBLE_DIR="$DEPS/pebble"
 PEBBLE_WANT=2.10.0
@@ -14,7 +16,7 @@ PACKAGES=(
     build-essential nginx nginx-dev libssl-dev libcurl4-openssl-dev
     libjansson-dev libgtest-dev googletest pebble perl
     libio-socket-ssl-perl libnet-ssleay-perl libjson-pp-perl
-    curl openssl clang-format wrk
+    curl openssl clang-format wrk debootstrap debhelper
 )
 # JSON::PP is in perl core; its own package is only a newer copy.
 OPTIONAL=(libjson-pp-perl)
@@ -95,35 +97,6 @@ install_packages() {
     apt-get install -y -q --no-install-recommends "${wanted[@]}" || rc=$?
     [ -n "$made_policy" ] && rm -f /usr/sbin/policy-rc.d
     [ $rc -eq 0 ] || { echo "setup-deps: apt-get install failed" >&2; exit $rc; }
-}
-
-# The archive this machine already uses, read from its apt configuration so
-# that no mirror is named here. Security and update suites live elsewhere.
-debian_archive() {
-    local f uri
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [ -r "$f" ] || continue
-        uri=$(awk 'BEGIN { RS = ""; FS = "\n" }
-            {
-                uri = ""; suites = ""; types = ""
-                for (i = 1; i <= NF; i++) {
-                    if ($i ~ /^URIs:/)   { split($i, a, /[ \t]+/); uri = a[2] }
-                    if ($i ~ /^Suites:/) suites = $i
-                    if ($i ~ /^Types:/)  types = $i
-                }
-                if (uri != "" && types ~ /[ \t]deb([ \t]|$)/ && suites !~ /security/) {
-                    print uri; exit
-                }
-            }' "$f")
-        [ -n "$uri" ] && { echo "$uri"; return 0; }
-    done
-    if [ -r /etc/apt/sources.list ]; then
-        uri=$(awk '$1 == "deb" && !/security/ {
-                for (i = 2; i <= NF; i++) if ($i ~ /^(https?|file):/) { print $i; exit }
-            }' /etc/apt/sources.list)
-        [ -n "$uri" ] && { echo "$uri"; return 0; }
-    fi
-    return 1
 }
 
 # Pebble 2.10 is a static Go binary: Debian's forky/sid package runs on

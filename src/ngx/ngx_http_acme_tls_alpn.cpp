@@ -4,6 +4,11 @@
 // and presents the challenge certificate; nginx then closes the connection
 // without reading a request. Other ClientHellos only pay for one extension
 // lookup.
+//
+// From nginx 1.29.2 nginx has a ClientHello callback of its own, which
+// selects the virtual server by SNI (and with it the server's protocols and
+// other settings applied at that point). Ours replaces it on the context,
+// so every ClientHello that is not a challenge we answer goes on to nginx's.
 #include <openssl/ssl.h>
 
 #include <exception>
@@ -12,6 +17,16 @@
 
 #include "acme/tls_alpn.h"
 #include "ngx/ngx_http_acme.h"
+
+extern "C" {
+#include <nginx.h>
+}
+
+#if nginx_version >= 1029002 && defined SSL_CLIENT_HELLO_SUCCESS
+#define NGX_HTTP_ACME_NGINX_CLIENT_HELLO 1
+#else
+#define NGX_HTTP_ACME_NGINX_CLIENT_HELLO 0
+#endif
 
 // Per cycle, created in the master and copied into each worker by fork();
 // the certificate cache and key then fill up per worker.
@@ -117,13 +132,32 @@ int answer_challenge(SSL *ssl, int *alert, ngx_http_acme_tls_alpn_t *tls) {
     return SSL_CLIENT_HELLO_SUCCESS;
 }
 
+// What nginx's own ClientHello callback, where there is one, makes of a
+// ClientHello that is not a challenge.
+int nginx_client_hello(SSL *ssl, int *alert) {
+#if NGX_HTTP_ACME_NGINX_CLIENT_HELLO
+    // nginx reads its argument from the connection's first context (the
+    // listener's default server's), where ngx_ssl_set_client_hello_callback
+    // stored it; a context it never set up has none.
+    auto *c = static_cast<ngx_connection_t *>(SSL_get_ex_data(ssl, ngx_ssl_connection_index));
+    if (c != nullptr && c->ssl != nullptr && c->ssl->session_ctx != nullptr &&
+        SSL_CTX_get_ex_data(c->ssl->session_ctx, ngx_ssl_client_hello_arg_index) != nullptr) {
+        return ngx_ssl_client_hello_callback(ssl, alert, nullptr);
+    }
+#else
+    (void)ssl;
+    (void)alert;
+#endif
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
 int ngx_http_acme_tls_alpn_client_hello(SSL *ssl, int *alert, void *arg) {
     const unsigned char *ext;
     size_t len;
     if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &ext,
                                   &len) == 0 ||
         !acme::alpn_offers(ext, len, acme::tls_alpn_protocol)) {
-        return SSL_CLIENT_HELLO_SUCCESS;
+        return nginx_client_hello(ssl, alert);
     }
     try {
         return answer_challenge(ssl, alert, static_cast<ngx_http_acme_tls_alpn_t *>(arg));

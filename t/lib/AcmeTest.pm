@@ -60,16 +60,22 @@ C<.deps/pebble>; when absent, Debian's C</usr/bin/pebble> 2.4 is used).
 
 =over
 
-=item AcmeTest->requires(root => 1, module => 1, pebble => '2.10')
+=item AcmeTest->requires(root => 1, module => 1, pebble => '2.10', nginx => '1.29.2')
 
 Calls C<plan skip_all> unless running as root, C<ACME_MODULE> names a
-readable file, and the Pebble in use is at least the given version. Give
-only the conditions the test needs.
+readable file, the Pebble in use is at least the given version, and so is
+nginx. Give only the conditions the test needs.
 
 =item AcmeTest->pebble_version
 
 The version of the Pebble that will be used, e.g. "2.10.0" or "2.4.0".
 Also works on an object. C<< AcmeTest->pebble_at_least('2.10') >> compares.
+
+=item AcmeTest->nginx_version
+
+The version of the nginx binary the tests run (C<$NGINX_BINARY>, by
+default C</usr/sbin/nginx>), from C<nginx -v>, e.g. "1.22.1"; undef when
+it cannot be run. C<< AcmeTest->nginx_at_least('1.29.2') >> compares.
 
 =back
 
@@ -225,6 +231,8 @@ adds C<access_log DIR/access.log> at the top of the C<http> block.
 Options: C<< module => 0 >> leaves C<load_module> out (it is also left out
 when ACME_MODULE is unset; C<< module => 1 >> then dies), C<log_level>
 (e.g. C<debug>; Debian's nginx has debug logging), C<worker_processes>,
+C<top> (main-level text put first, before C<load_module> and C<events>:
+e.g. an C<include> of C</etc/nginx/modules-enabled/*.conf>),
 C<< master_process => 0 >> (one process; C<nginx_pids> then has no
 workers, and in-place reloads of that mode are not reliable in nginx itself).
 
@@ -404,6 +412,21 @@ sub pebble_at_least {
     return defined $v && _vcmp($v, $want) >= 0;
 }
 
+my $NGINX_VERSION;
+
+sub nginx_version {
+    return $NGINX_VERSION if defined $NGINX_VERSION;
+    my $out = `$NGINX -v 2>&1` // '';
+    ($NGINX_VERSION) = $out =~ m{nginx/(\d+(?:\.\d+)*)};
+    return $NGINX_VERSION;
+}
+
+sub nginx_at_least {
+    my ($self, $want) = @_;
+    my $v = nginx_version();
+    return defined $v && _vcmp($v, $want) >= 0;
+}
+
 sub module_path {
     my $m = $ENV{ACME_MODULE};
     return undef unless defined $m && $m ne '';
@@ -425,6 +448,9 @@ sub requires {
         } elsif (_vcmp($v, $req{pebble}) < 0) {
             $why = "needs pebble $req{pebble}, have $v (run make deps)";
         }
+    }
+    if (!$why && $req{nginx} && !nginx_at_least(undef, $req{nginx})) {
+        $why = "needs nginx $req{nginx}, have " . (nginx_version() // 'none');
     }
     if ($why) {
         Test::More::plan(skip_all => $why);
@@ -1102,7 +1128,8 @@ sub write_nginx_conf {
     $conf =~ s/%%([A-Z0-9_]+)%%/exists $sub{$1} ? $sub{$1} : die "AcmeTest: unknown %%$1%% in nginx config\n"/ge;
     $conf =~ s{^(\s*http\s*\{)}{$1\n    access_log $d/access.log;}m;
 
-    my $head = '';
+    my $head = defined $opt{top} ? "$opt{top}\n" : '';
+    $head =~ s/%%([A-Z0-9_]+)%%/exists $sub{$1} ? $sub{$1} : die "AcmeTest: unknown %%$1%% in nginx config\n"/ge;
     $head .= "load_module $module;\n" if $load && $module;
     $head .= <<"EOF";
 daemon off;
