@@ -233,6 +233,17 @@ bool SharedState::formatted() const {
            h->tls_alpn_slots == tls_alpn_slots(size_);
 }
 
+bool is_http01_token(std::string_view token) {
+    if (token.empty() || token.size() > SharedState::max_token) return false;
+    for (char c : token) {
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_')) {
+            return false;
+        }
+    }
+    return true;
+}
+
 bool SharedState::publish_http01(std::string_view token, std::string_view key_authorization) {
     if (token.empty() || token.size() > max_token ||
         key_authorization.size() > max_key_authorization || !formatted()) {

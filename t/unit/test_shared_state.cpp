@@ -349,4 +349,15 @@ TEST(SharedState, DeadOwnerLockIsRecovered) {
     EXPECT_EQ(lock->load(), 0u);
 }
 
+TEST(SharedState, Http01TokenCheck) {
+    EXPECT_TRUE(acme::is_http01_token("evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA"));
+    EXPECT_TRUE(acme::is_http01_token(std::string(SharedState::max_token, 'a')));
+    EXPECT_FALSE(acme::is_http01_token(""));
+    EXPECT_FALSE(acme::is_http01_token(std::string(SharedState::max_token + 1, 'a')));
+    EXPECT_FALSE(acme::is_http01_token("a/b"));
+    EXPECT_FALSE(acme::is_http01_token("..%2f"));
+    EXPECT_FALSE(acme::is_http01_token(std::string("a\0b", 3)));
+    EXPECT_FALSE(acme::is_http01_token("abc="));
+}
+
 }  // namespace
