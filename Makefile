@@ -8,6 +8,9 @@
 #   make bench-client-hello  cost of the tls-alpn-01 ClientHello check
 #   make bench-variables     $acme_certificate vs static vs per-handshake loading
 #   make bench-idle          helper CPU while idle with 1,000 certificates
+#   make fuzz       build the libFuzzer targets (t/fuzz/, clang-14, ASan and
+#                   UBSan) into build/fuzz/ and run each for FUZZ_SECONDS
+#                   (default 60); FUZZ_TARGETS=<names> picks some
 
 SHELL       := /bin/bash
 NGINX_SRC   ?= /usr/share/nginx/src
@@ -27,7 +30,7 @@ CXX         ?= g++
 UNIT_FLAGS  := -std=c++17 -g -O1 -Wall -Wextra -Werror -Isrc -pthread
 UNIT_LIBS   := -lgtest -lgtest_main -lcurl -ljansson -lssl -lcrypto -lresolv -pthread
 
-.PHONY: all install deps unit integration test demo bench bench-variables bench-idle bench-client-hello clean format format-check
+.PHONY: all install deps unit integration test demo bench bench-variables bench-idle bench-client-hello clean format format-check fuzz fuzz-build
 
 all: $(MODULE)
 
@@ -106,11 +109,44 @@ $(BUILD)/bench-client-hello: scripts/bench_client_hello.cpp src/acme/tls_alpn.cp
 bench-client-hello: $(BUILD)/bench-client-hello
 	$(BUILD)/bench-client-hello
 
+# libFuzzer targets, one per parser of outside data (t/fuzz/<name>.cpp,
+# seeds in t/fuzz/corpus/<name>/). The engine is compiled once with the
+# same sanitizers and coverage instrumentation into an archive, so each
+# target links only the objects it uses.
+FUZZ_CXX     ?= clang++-14
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD   := $(BUILD)/fuzz
+FUZZ_SRCS    := $(wildcard t/fuzz/*.cpp)
+FUZZ_HDRS    := $(wildcard t/fuzz/*.h)
+FUZZ_TARGETS ?= $(patsubst t/fuzz/%.cpp,%,$(FUZZ_SRCS))
+FUZZ_FLAGS   := -std=c++17 -g -O1 -Wall -Wextra -Werror -Isrc -It/fuzz -pthread \
+                -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_LIBS    := -lcurl -ljansson -lssl -lcrypto -lresolv -pthread
+FUZZ_OBJS    := $(patsubst src/acme/%.cpp,$(FUZZ_BUILD)/engine/%.o,$(ENGINE_SRCS))
+
+$(FUZZ_BUILD)/engine/%.o: src/acme/%.cpp $(ENGINE_HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/libacme.a: $(FUZZ_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_BUILD)/%: t/fuzz/%.cpp $(FUZZ_HDRS) $(ENGINE_HDRS) $(FUZZ_BUILD)/libacme.a
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_BUILD)/libacme.a $(FUZZ_LIBS)
+
+fuzz-build: $(addprefix $(FUZZ_BUILD)/,$(FUZZ_TARGETS))
+
+fuzz: fuzz-build
+	bash scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+FORMATTED   := $(ENGINE_SRCS) $(ENGINE_HDRS) $(GLUE_SRCS) $(GLUE_HDRS) $(UNIT_SRCS) $(UNIT_HDRS) \
+               $(FUZZ_SRCS) $(FUZZ_HDRS)
+
 format:
-	clang-format -i $(ENGINE_SRCS) $(ENGINE_HDRS) $(GLUE_SRCS) $(GLUE_HDRS) $(UNIT_SRCS) $(UNIT_HDRS)
+	clang-format -i $(FORMATTED)
 
 format-check:
-	@clang-format --dry-run --Werror $(ENGINE_SRCS) $(ENGINE_HDRS) $(GLUE_SRCS) $(GLUE_HDRS) $(UNIT_SRCS) $(UNIT_HDRS)
+	@clang-format --dry-run --Werror $(FORMATTED)
 
 clean:
 	rm -rf $(BUILD)
