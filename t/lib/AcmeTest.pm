@@ -259,9 +259,10 @@ Sends HUP and waits until a new set of workers replaced the old ones.
 When the reload fails (an C<[emerg]> in the error log), dies, or with
 C<< expect_fail => 1 >> returns the error line (and true on success).
 
-=item $t->stop_nginx(graceful => 0)
+=item $t->stop_nginx(graceful => 0, timeout => 5)
 
-TERM (QUIT when graceful), waits for the master and its children to exit.
+TERM (QUIT when graceful), waits for the master and its children to exit;
+KILL after C<timeout> seconds (nginx under valgrind needs longer).
 
 =item $t->signal_nginx($signal)
 
@@ -704,12 +705,12 @@ sub _proc_alive {
 }
 
 sub _stop {
-    my ($self, $name, $sig) = @_;
+    my ($self, $name, $sig, $timeout) = @_;
     my $p = delete $self->{procs}{$name} or return;
     my $pid = $p->{pid};
     $sig //= 'TERM';
     kill $sig, $pid;
-    my $deadline = time + 5;
+    my $deadline = time + ($timeout // 5);
     while (time < $deadline) {
         last unless _alive($pid);
         sleep 0.05;
@@ -1203,7 +1204,7 @@ sub reload_nginx {
 sub stop_nginx {
     my ($self, %opt) = @_;
     return unless $self->{procs}{nginx};
-    $self->_stop('nginx', $opt{graceful} ? 'QUIT' : 'TERM');
+    $self->_stop('nginx', $opt{graceful} ? 'QUIT' : 'TERM', $opt{timeout});
 }
 
 sub nginx_pids {
