@@ -31,7 +31,8 @@ BEGIN {
     open my $fh, '>', $wrapper or die "$wrapper: $!";
     print $fh <<"EOF2";
 #!/bin/sh
-exec valgrind --leak-check=full --show-leak-kinds=definite,indirect --num-callers=40 \\
+exec valgrind --leak-check=full --show-leak-kinds=definite,indirect,possible \\
+    --errors-for-leak-kinds=definite,indirect --num-callers=40 \\
     --log-file="\$VALGRIND_LOG" $nginx "\$@"
 EOF2
     close $fh;
@@ -91,15 +92,22 @@ EOF2
     my $log = do { local (@ARGV, $/) = $vlog; <> } // '';
     my @definite = lost($log, 'definitely');
     my @indirect = lost($log, 'indirectly');
+    my @possible = lost($log, 'possibly');
+    my ($in_use) = $log =~ /in use at exit: ([\d,]+) bytes/;
+    # Memory errors, and the definite and indirect leaks (not the "possibly
+    # lost" ones: thread stacks and the like, reported on their own line).
     my ($errors) = $log =~ /ERROR SUMMARY: ([\d,]+) errors/;
     my $r = {
         renewals => $issued - @NAMES, seconds => int($took), definite => $definite[0],
         definite_blocks => $definite[1], indirect => $indirect[0], indirect_blocks => $indirect[1],
+        possible => $possible[0], in_use => ($in_use // '?') =~ tr/,//dr,
         errors => ($errors // '?') =~ tr/,//dr, summary => $log =~ /HEAP SUMMARY/ ? 1 : 0,
     };
     printf "%d renewals (asked %d) in %d s: definitely lost %d bytes in %d blocks, "
-        . "indirectly lost %d bytes in %d blocks, %s valgrind errors\n",
-        @{$r}{qw(renewals)}, $renewals, @{$r}{qw(seconds definite definite_blocks indirect indirect_blocks errors)};
+        . "indirectly lost %d bytes in %d blocks, possibly lost %d bytes, in use at exit %s bytes, "
+        . "%s valgrind errors\n",
+        @{$r}{qw(renewals)}, $renewals,
+        @{$r}{qw(seconds definite definite_blocks indirect indirect_blocks possible in_use errors)};
     if (!$ok || !$r->{summary}) {
         print STDERR "run of $renewals renewals failed (" . ($ok ? 'no valgrind summary' : 'too few renewals') . ")\n";
         local $ENV{ACME_TEST_KEEP} = 1;
@@ -118,4 +126,6 @@ my @results = map { run($_) } @COUNTS;
 my ($few, $many) = @results[0, -1];
 my $grew = ($many->{definite} + $many->{indirect}) - ($few->{definite} + $few->{indirect});
 printf "lost bytes, %d renewals against %d: %+d\n", $many->{renewals}, $few->{renewals}, $grew;
-exit($grew > 0 ? 1 : 0);
+my $errors = $many->{errors} =~ /^\d+$/ ? $many->{errors} : 1;
+print "valgrind errors (invalid accesses, definite or indirect leaks) in the long run\n" if $errors;
+exit($grew > 0 || $errors ? 1 : 0);
