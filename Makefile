@@ -65,6 +65,10 @@ SAN_NGINX_ENV := ACME_TEST_NGINX_PRELOAD="$(strip $(SAN_RUNTIME))" \
                 UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1:log_path=$(SANITIZER_LOGS)/ubsan:suppressions=$(SAN_SUPP)/ubsan.supp
 # Read by ./config when nginx's configure runs.
 export NGX_ACME_SANITIZE := $(SANITIZE)
+SAN_CHECK   := if [ -n "$$(ls -A $(SANITIZER_LOGS))" ]; then \
+                   echo "sanitizer reports from nginx processes:"; head -100 $(SANITIZER_LOGS)/*; exit 1; fi
+else
+SAN_CHECK   := true
 endif
 
 .PHONY: all install deps unit integration test demo bench bench-variables bench-idle bench-client-hello clean format format-check fuzz fuzz-build valgrind-renewals
@@ -118,11 +122,8 @@ ifneq ($(SANITIZE),)
 	rm -rf $(SANITIZER_LOGS) && mkdir -p -m 1777 $(SANITIZER_LOGS)
 endif
 	$(SAN_NGINX_ENV) ACME_MODULE=$(MODULE) PEBBLE_DIR=$(DEPS)/pebble ACME_TEST_FAILURE_LOG=$(abspath $(FAILURE_LOG)) \
-	    prove -j2 -I t/lib t/ || { cat $(FAILURE_LOG) 2>/dev/null; exit 1; }
-ifneq ($(SANITIZE),)
-	@if [ -n "$$(ls -A $(SANITIZER_LOGS))" ]; then \
-	    echo "sanitizer reports from nginx processes:"; head -100 $(SANITIZER_LOGS)/*; exit 1; fi
-endif
+	    prove -j2 -I t/lib t/ || { cat $(FAILURE_LOG) 2>/dev/null; $(SAN_CHECK); exit 1; }
+	@$(SAN_CHECK)
 
 JOBS        ?= $(shell nproc)
 
