@@ -5,15 +5,30 @@
 #   make test       install what is missing, then unit and integration tests
 #   make deb        build libnginx-mod-http-acme_<version>_<arch>.deb (dh, dh_nginx)
 #   make ... DISTRO=trixie|sid   the same inside a Debian 13 / sid tree (.deps/distro)
+#   make test SANITIZE=address,undefined   the same with the unit tests and the
+#                   module built with gcc's ASan and UBSan, into build-sanitize/
+#                   (nginx runs with their runtimes preloaded); any report
+#                   fails; `make unit SANITIZE=...` runs the unit tests alone
 #   make demo       local Pebble + nginx: watch a certificate being issued
 #   make bench      time-to-certificate and handshake figures (not a test)
 #   make bench-client-hello  cost of the tls-alpn-01 ClientHello check
 #   make bench-variables     $acme_certificate vs static vs per-handshake loading
 #   make bench-idle          helper CPU while idle with 1,000 certificates
+#   make valgrind-renewals  nginx (master_process off) under valgrind: leaks
+#                   after 10 and after 100 renewals must be the same (~10 min)
+#   make fuzz       build the libFuzzer targets (t/fuzz/, clang-14, ASan and
+#                   UBSan) into build/fuzz/ and run each for FUZZ_SECONDS
+#                   (default 60); FUZZ_TARGETS=<names> picks some
 
 SHELL       := /bin/bash
 NGINX_SRC   ?= /usr/share/nginx/src
+SANITIZE    ?=
+ifeq ($(SANITIZE),)
 BUILD       ?= $(CURDIR)/build
+else
+# A build of its own, so that the normal one is not overwritten.
+BUILD       ?= $(CURDIR)/build-sanitize
+endif
 MODULE      := $(BUILD)/ngx_http_acme_module.so
 MODULES_DIR ?= /usr/lib/nginx/modules
 DEPS        := $(CURDIR)/.deps
@@ -30,7 +45,36 @@ CXX         ?= g++
 UNIT_FLAGS  := -std=c++17 -g -O1 -Wall -Wextra -Werror -Isrc -pthread
 UNIT_LIBS   := -lgtest -lgtest_main -lcurl -ljansson -lssl -lcrypto -lresolv -pthread
 
-.PHONY: all install deps unit integration check test deb demo bench bench-variables bench-idle bench-client-hello clean format format-check
+# SANITIZE: gcc's sanitizers for the unit tests and the module. The first
+# report stops the process (-fno-sanitize-recover, halt_on_error), so that
+# it cannot go unnoticed. Reports of nginx processes go to files under
+# SANITIZER_LOGS (nginx sends its stderr to the error log, and workers run
+# as nobody, hence mode 1777); `make integration` fails when there is one.
+# nginx itself is not instrumented: its leaks at exit are not ours
+# (detect_leaks=0 there; the unit tests and valgrind-renewals look for ours).
+ifneq ($(SANITIZE),)
+SAN_FLAGS   := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+UNIT_FLAGS  += $(SAN_FLAGS)
+UNIT_LIBS   += $(SAN_FLAGS)
+SAN_RUNTIME := $(if $(findstring address,$(SANITIZE)),$(realpath $(shell $(CC) -print-file-name=libasan.so))) \
+               $(if $(findstring undefined,$(SANITIZE)),$(realpath $(shell $(CC) -print-file-name=libubsan.so)))
+SANITIZER_LOGS := $(BUILD)/sanitizer-reports
+SAN_SUPP    := $(CURDIR)/t/sanitizer
+SAN_UNIT_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:halt_on_error=1:suppressions=$(SAN_SUPP)/asan.supp \
+                LSAN_OPTIONS=suppressions=$(SAN_SUPP)/lsan.supp:print_suppressions=0 \
+                UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1:suppressions=$(SAN_SUPP)/ubsan.supp
+SAN_NGINX_ENV := ACME_TEST_NGINX_PRELOAD="$(strip $(SAN_RUNTIME))" \
+                ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1:log_path=$(SANITIZER_LOGS)/asan:suppressions=$(SAN_SUPP)/asan.supp \
+                UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1:log_path=$(SANITIZER_LOGS)/ubsan:suppressions=$(SAN_SUPP)/ubsan.supp
+# Read by ./config when nginx's configure runs.
+export NGX_ACME_SANITIZE := $(SANITIZE)
+SAN_CHECK   := if [ -n "$$(ls -A $(SANITIZER_LOGS))" ]; then \
+                   echo "sanitizer reports from nginx processes:"; head -100 $(SANITIZER_LOGS)/*; exit 1; fi
+else
+SAN_CHECK   := true
+endif
+
+.PHONY: all install deps unit integration check test deb demo bench bench-variables bench-idle bench-client-hello clean format format-check fuzz fuzz-build valgrind-renewals
 
 JOBS        ?= $(shell nproc)
 
@@ -103,15 +147,19 @@ $(BUILD)/unit-tests: $(UNIT_OBJS)
 	$(CXX) $(UNIT_FLAGS) -o $@ $(UNIT_OBJS) $(UNIT_LIBS)
 
 unit: $(BUILD)/unit-tests
-	$(BUILD)/unit-tests
+	$(SAN_UNIT_ENV) $(BUILD)/unit-tests
 
 # On failure, the failed scripts' logs come after prove's summary.
 FAILURE_LOG := $(BUILD)/integration-failures.log
 
 integration: $(MODULE)
 	@rm -f $(FAILURE_LOG)
-	ACME_MODULE=$(MODULE) PEBBLE_DIR=$(PEBBLE_DIR) ACME_TEST_FAILURE_LOG=$(abspath $(FAILURE_LOG)) \
-	    $(if $(wildcard $(DEB)),ACME_DEB=$(DEB)) prove -j2 -I t/lib t/ || { cat $(FAILURE_LOG) 2>/dev/null; exit 1; }
+ifneq ($(SANITIZE),)
+	rm -rf $(SANITIZER_LOGS) && mkdir -p -m 1777 $(SANITIZER_LOGS)
+endif
+	$(SAN_NGINX_ENV) ACME_MODULE=$(MODULE) PEBBLE_DIR=$(PEBBLE_DIR) ACME_TEST_FAILURE_LOG=$(abspath $(FAILURE_LOG)) \
+	    $(if $(wildcard $(DEB)),ACME_DEB=$(DEB)) prove -j2 -I t/lib t/ || { cat $(FAILURE_LOG) 2>/dev/null; $(SAN_CHECK); exit 1; }
+	@$(SAN_CHECK)
 
 test: deps
 	$(MAKE) format-check
@@ -139,6 +187,10 @@ bench-variables: deps $(MODULE)
 bench-idle: deps $(MODULE)
 	ACME_MODULE=$(MODULE) PEBBLE_DIR=$(PEBBLE_DIR) perl -I t/lib scripts/bench-idle.pl 1000 120
 
+# Leaks that grow with the number of renewals (docs/reliability.md).
+valgrind-renewals: deps $(MODULE)
+	ACME_MODULE=$(MODULE) PEBBLE_DIR=$(DEPS)/pebble perl -I t/lib scripts/valgrind-renewals.pl
+
 $(BUILD)/bench-client-hello: scripts/bench_client_hello.cpp src/acme/tls_alpn.cpp src/acme/crypto.cpp src/acme/base64url.cpp $(ENGINE_HDRS)
 	@mkdir -p $(BUILD)
 	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -Isrc -o $@ $(filter %.cpp,$^) -lssl -lcrypto
@@ -146,11 +198,44 @@ $(BUILD)/bench-client-hello: scripts/bench_client_hello.cpp src/acme/tls_alpn.cp
 bench-client-hello: $(BUILD)/bench-client-hello
 	$(BUILD)/bench-client-hello
 
+# libFuzzer targets, one per parser of outside data (t/fuzz/<name>.cpp,
+# seeds in t/fuzz/corpus/<name>/). The engine is compiled once with the
+# same sanitizers and coverage instrumentation into an archive, so each
+# target links only the objects it uses.
+FUZZ_CXX     ?= clang++-14
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD   := $(BUILD)/fuzz
+FUZZ_SRCS    := $(wildcard t/fuzz/*.cpp)
+FUZZ_HDRS    := $(wildcard t/fuzz/*.h)
+FUZZ_TARGETS ?= $(patsubst t/fuzz/%.cpp,%,$(FUZZ_SRCS))
+FUZZ_FLAGS   := -std=c++17 -g -O1 -Wall -Wextra -Werror -Isrc -It/fuzz -pthread \
+                -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_LIBS    := -lcurl -ljansson -lssl -lcrypto -lresolv -pthread
+FUZZ_OBJS    := $(patsubst src/acme/%.cpp,$(FUZZ_BUILD)/engine/%.o,$(ENGINE_SRCS))
+
+$(FUZZ_BUILD)/engine/%.o: src/acme/%.cpp $(ENGINE_HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/libacme.a: $(FUZZ_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_BUILD)/%: t/fuzz/%.cpp $(FUZZ_HDRS) $(ENGINE_HDRS) $(FUZZ_BUILD)/libacme.a
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_BUILD)/libacme.a $(FUZZ_LIBS)
+
+fuzz-build: $(addprefix $(FUZZ_BUILD)/,$(FUZZ_TARGETS))
+
+fuzz: fuzz-build
+	bash scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+FORMATTED   := $(ENGINE_SRCS) $(ENGINE_HDRS) $(GLUE_SRCS) $(GLUE_HDRS) $(UNIT_SRCS) $(UNIT_HDRS) \
+               $(FUZZ_SRCS) $(FUZZ_HDRS)
+
 format:
-	clang-format -i $(ENGINE_SRCS) $(ENGINE_HDRS) $(GLUE_SRCS) $(GLUE_HDRS) $(UNIT_SRCS) $(UNIT_HDRS)
+	clang-format -i $(FORMATTED)
 
 format-check:
-	@clang-format --dry-run --Werror $(ENGINE_SRCS) $(ENGINE_HDRS) $(GLUE_SRCS) $(GLUE_HDRS) $(UNIT_SRCS) $(UNIT_HDRS)
+	@clang-format --dry-run --Werror $(FORMATTED)
 
 clean:
 	rm -rf $(BUILD)

@@ -17,6 +17,7 @@ PACKAGES=(
     libjansson-dev libgtest-dev googletest pebble perl
     libio-socket-ssl-perl libnet-ssleay-perl libjson-pp-perl
     curl openssl clang-format wrk debootstrap debhelper
+    clang-14 libfuzzer-14-dev valgrind
 )
 # JSON::PP is in perl core; its own package is only a newer copy.
 OPTIONAL=(libjson-pp-perl)

@@ -39,11 +39,18 @@ constexpr std::chrono::seconds max_in_place_retry_after{10};
 
 const char* const jose_content_type = "application/jose+json";
 
-Json parse_body(const std::string& what, const std::string& url, const HttpResponse& response) {
+Json parse_object(std::string_view body) {
+    Json j = Json::parse(body);
+    if (!j.is_object()) throw Error("not a JSON object");
+    return j;
+}
+
+// The body of an answer through one of the parse_* functions.
+template <typename Parse>
+auto parse_answer(const std::string& what, const std::string& url, const HttpResponse& response,
+                  Parse parse) {
     try {
-        Json j = Json::parse(response.body);
-        if (!j.is_object()) throw Error("not a JSON object");
-        return j;
+        return parse(response.body);
     } catch (const Error& e) {
         // Say which resource was malformed: jansson's message alone
         // ("'[' or '{' expected near '<'") does not tell the operator much.
@@ -112,7 +119,7 @@ std::optional<std::time_t> parse_rfc3339(const std::string& text) {
     return ::timegm(&tm) - offset;
 }
 
-Challenge parse_challenge(const Json& j) {
+Challenge challenge_from(const Json& j) {
     Challenge c;
     c.type = string_member(j, "type");
     c.url = string_member(j, "url");
@@ -122,9 +129,8 @@ Challenge parse_challenge(const Json& j) {
     return c;
 }
 
-Order parse_order(const Json& j, std::string url, const HttpResponse& response) {
+Order order_from(const Json& j) {
     Order o;
-    o.url = std::move(url);
     o.status = string_member(j, "status");
     for (const Json& id : j.get("identifiers").items()) {
         o.identifiers.push_back(parse_identifier_object(id));
@@ -135,7 +141,6 @@ Order parse_order(const Json& j, std::string url, const HttpResponse& response) 
     o.finalize = string_member(j, "finalize");
     o.certificate = string_member(j, "certificate");
     o.error = problem_member(j, "error");
-    o.retry_after = retry_after_of(response);
     return o;
 }
 
@@ -242,34 +247,11 @@ const Directory& AcmeClient::directory() {
     if (response.status != 200) {
         throw Error(prefix + "HTTP status " + std::to_string(response.status));
     }
-    Json j;
+    Directory d;
     try {
-        j = Json::parse(response.body);
+        d = parse_directory(response.body);
     } catch (const Error& e) {
         throw Error(prefix + e.what());
-    }
-    if (!j.is_object()) throw Error(prefix + "not a JSON object");
-
-    Directory d;
-    d.new_nonce = string_member(j, "newNonce");
-    d.new_account = string_member(j, "newAccount");
-    d.new_order = string_member(j, "newOrder");
-    d.revoke_cert = string_member(j, "revokeCert");
-    d.key_change = string_member(j, "keyChange");
-    d.renewal_info = string_member(j, "renewalInfo");
-    for (const char* required : {"newNonce", "newAccount", "newOrder"}) {
-        if (string_member(j, required).empty()) {
-            throw Error(prefix + "no \"" + required + "\" URL");
-        }
-    }
-
-    Json meta = j.get("meta");
-    if (meta.is_object()) {
-        d.terms_of_service = string_member(meta, "termsOfService");
-        d.external_account_required = meta.get_bool("externalAccountRequired").value_or(false);
-        Json profiles = meta.get("profiles");
-        // draft-ietf-acme-profiles: an object mapping names to descriptions.
-        if (profiles.is_object()) d.profiles = profiles.keys();
     }
 
     session_.set_directory(d);
@@ -394,7 +376,10 @@ Order AcmeClient::new_order(const std::vector<Identifier>& identifiers,
     if (order_url.empty()) {
         throw Error("newOrder " + url + " returned no order URL (Location header)");
     }
-    return parse_order(parse_body("newOrder", url, response), std::move(order_url), response);
+    Order o = parse_answer("newOrder", url, response, parse_order);
+    o.url = std::move(order_url);
+    o.retry_after = retry_after_of(response);
+    return o;
 }
 
 Order AcmeClient::new_order_replacing(const std::vector<Identifier>& identifiers,
@@ -412,26 +397,23 @@ Order AcmeClient::new_order_replacing(const std::vector<Identifier>& identifiers
 
 Order AcmeClient::get_order(const std::string& url) {
     HttpResponse response = post(url, "");
-    return parse_order(parse_body("order", url, response), url, response);
+    Order o = parse_answer("order", url, response, parse_order);
+    o.url = url;
+    o.retry_after = retry_after_of(response);
+    return o;
 }
 
 Authorization AcmeClient::get_authorization(const std::string& url) {
     HttpResponse response = post(url, "");
-    Json j = parse_body("authorization", url, response);
-
-    Authorization a;
+    Authorization a = parse_answer("authorization", url, response, parse_authorization);
     a.url = url;
-    a.identifier = parse_identifier_object(j.get("identifier"));
-    a.status = string_member(j, "status");
-    a.wildcard = j.get_bool("wildcard").value_or(false);
-    for (const Json& c : j.get("challenges").items()) a.challenges.push_back(parse_challenge(c));
     a.retry_after = retry_after_of(response);
     return a;
 }
 
 Challenge AcmeClient::respond(const Challenge& challenge) {
     HttpResponse response = post(challenge.url, "{}");
-    Challenge c = parse_challenge(parse_body("challenge", challenge.url, response));
+    Challenge c = parse_answer("challenge", challenge.url, response, parse_challenge);
     // Keep what the answer left out, so the caller can go on using it.
     if (c.url.empty()) c.url = challenge.url;
     if (c.type.empty()) c.type = challenge.type;
@@ -444,9 +426,10 @@ Order AcmeClient::finalize(const Order& order, const std::string& csr_der) {
     payload.set("csr", base64url_encode(csr_der));
     HttpResponse response = post(order.finalize, payload.dump());
     // The answer is the order object; its URL is the order's, not finalize's.
-    std::string order_url = !order.url.empty() ? order.url : response.header("location");
-    return parse_order(parse_body("finalize", order.finalize, response), std::move(order_url),
-                       response);
+    Order o = parse_answer("finalize", order.finalize, response, parse_order);
+    o.url = !order.url.empty() ? order.url : response.header("location");
+    o.retry_after = retry_after_of(response);
+    return o;
 }
 
 std::string AcmeClient::download_certificate(const std::string& url,
@@ -477,22 +460,10 @@ RenewalInfo AcmeClient::renewal_info(const std::string& cert_id) {
                          (problem.detail.empty() ? "" : ": " + problem.detail);
         throw CaError(std::move(problem), retry_after_of(response));
     }
-    Json j = parse_body("renewalInfo", url, response);
-    Json window = j.get("suggestedWindow");
-    std::optional<std::time_t> start, end;
-    if (window.is_object()) {
-        start = parse_rfc3339(string_member(window, "start"));
-        end = parse_rfc3339(string_member(window, "end"));
-    }
-    // RFC 9773 section 4.2: a window whose end is not after its start is
-    // invalid and must be ignored.
-    if (!start || !end || *end <= *start) {
+    RenewalInfo info = parse_answer("renewalInfo", url, response, parse_renewal_info);
+    if (info.window_end <= info.window_start) {
         throw Error("renewalInfo " + url + " has no valid suggestedWindow");
     }
-    RenewalInfo info;
-    info.window_start = *start;
-    info.window_end = *end;
-    info.explanation_url = string_member(j, "explanationURL");
     info.retry_after = retry_after_of(response);
     return info;
 }
@@ -526,6 +497,67 @@ bool AcmeClient::retry_in_place(int attempt, const HttpResponse* response) {
         std::this_thread::sleep_for(delay);
     }
     return true;
+}
+
+// ---- the CA's documents ----
+
+Directory parse_directory(std::string_view body) {
+    Json j = parse_object(body);
+    Directory d;
+    d.new_nonce = string_member(j, "newNonce");
+    d.new_account = string_member(j, "newAccount");
+    d.new_order = string_member(j, "newOrder");
+    d.revoke_cert = string_member(j, "revokeCert");
+    d.key_change = string_member(j, "keyChange");
+    d.renewal_info = string_member(j, "renewalInfo");
+    for (const char* required : {"newNonce", "newAccount", "newOrder"}) {
+        if (string_member(j, required).empty()) {
+            throw Error(std::string("no \"") + required + "\" URL");
+        }
+    }
+
+    Json meta = j.get("meta");
+    if (meta.is_object()) {
+        d.terms_of_service = string_member(meta, "termsOfService");
+        d.external_account_required = meta.get_bool("externalAccountRequired").value_or(false);
+        Json profiles = meta.get("profiles");
+        // draft-ietf-acme-profiles: an object mapping names to descriptions.
+        if (profiles.is_object()) d.profiles = profiles.keys();
+    }
+    return d;
+}
+
+Order parse_order(std::string_view body) { return order_from(parse_object(body)); }
+
+Authorization parse_authorization(std::string_view body) {
+    Json j = parse_object(body);
+    Authorization a;
+    a.identifier = parse_identifier_object(j.get("identifier"));
+    a.status = string_member(j, "status");
+    a.wildcard = j.get_bool("wildcard").value_or(false);
+    for (const Json& c : j.get("challenges").items()) a.challenges.push_back(challenge_from(c));
+    return a;
+}
+
+Challenge parse_challenge(std::string_view body) { return challenge_from(parse_object(body)); }
+
+RenewalInfo parse_renewal_info(std::string_view body) {
+    Json j = parse_object(body);
+    RenewalInfo info;
+    Json window = j.get("suggestedWindow");
+    std::optional<std::time_t> start, end;
+    if (window.is_object()) {
+        start = parse_rfc3339(string_member(window, "start"));
+        end = parse_rfc3339(string_member(window, "end"));
+    }
+    // RFC 9773 section 4.2: a window whose end is not after its start is
+    // invalid and must be ignored.
+    if (start && end && *end > *start) {
+        info.window_start = *start;
+        info.window_end = *end;
+    }
+    info.explanation_url = string_member(j, "explanationURL");
+    return info;
 }
 
 std::string key_authorization(const std::string& token, const PrivateKey& account_key) {

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "crypto.h"
@@ -185,6 +186,20 @@ private:
     Directory directory_cache_;
     Pause pause_;
 };
+
+// The CA's JSON documents, parsed as AcmeClient does (public for the unit
+// tests and the fuzz targets). Each throws acme::Error when the body is not
+// a JSON object, to which the client adds which resource answered; missing
+// or mistyped members keep their defaults. URLs and Retry-After come from
+// the response, not the body, so the client fills those in.
+// parse_directory also throws without newNonce, newAccount or newOrder.
+Directory parse_directory(std::string_view body);
+Order parse_order(std::string_view body);
+Authorization parse_authorization(std::string_view body);
+Challenge parse_challenge(std::string_view body);
+// A suggestedWindow that is missing or invalid (end not after start, RFC
+// 9773 section 4.2) gives window_start == window_end == 0.
+RenewalInfo parse_renewal_info(std::string_view body);
 
 // key authorization = token "." thumbprint (RFC 8555 section 8.1)
 std::string key_authorization(const std::string& token, const PrivateKey& account_key);

@@ -250,6 +250,12 @@ void release(TlsAlpnSlot& s) {
     s.name_len = 0;
 }
 
+// An empty string_view may have no data() at all, and memcpy from a null
+// pointer is undefined even for 0 bytes (UBSan reports it).
+void copy_bytes(char* to, std::string_view from) {
+    if (!from.empty()) std::memcpy(to, from.data(), from.size());
+}
+
 bool slot_has(const TlsAlpnSlot& s, std::string_view name, std::string_view digest) {
     return s.in_use && std::string_view(s.name, s.name_len) == name &&
            std::memcmp(s.digest, digest.data(), digest_size) == 0;
@@ -258,7 +264,7 @@ bool slot_has(const TlsAlpnSlot& s, std::string_view name, std::string_view dige
 bool slot_has_id(const CertificateSlot& s, std::string_view id, std::uint64_t hash) {
     if (!s.in_use || s.id_len != id.size() || s.id_hash != hash) return false;
     std::size_t n = std::min(id.size(), SharedState::max_cert_id);
-    return std::memcmp(s.id, id.data(), n) == 0;
+    return std::string_view(s.id, n) == id.substr(0, n);
 }
 
 }  // namespace
@@ -296,6 +302,17 @@ bool SharedState::formatted() const {
            h->tls_alpn_slots == tls_alpn_slots(size_);
 }
 
+bool is_http01_token(std::string_view token) {
+    if (token.empty() || token.size() > SharedState::max_token) return false;
+    for (char c : token) {
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_')) {
+            return false;
+        }
+    }
+    return true;
+}
+
 bool SharedState::publish_http01(std::string_view token, std::string_view key_authorization) {
     if (token.empty() || token.size() > max_token ||
         key_authorization.size() > max_key_authorization || !formatted()) {
@@ -317,9 +334,9 @@ bool SharedState::publish_http01(std::string_view token, std::string_view key_au
     }
     if (slot == nullptr) slot = free_slot;
     if (slot == nullptr) return false;
-    std::memcpy(slot->token, token.data(), token.size());
+    copy_bytes(slot->token, token);
     slot->token_len = static_cast<std::uint32_t>(token.size());
-    std::memcpy(slot->key_authorization, key_authorization.data(), key_authorization.size());
+    copy_bytes(slot->key_authorization, key_authorization);
     slot->key_authorization_len = static_cast<std::uint32_t>(key_authorization.size());
     slot->in_use = 1;
     return true;
@@ -372,9 +389,9 @@ bool SharedState::publish_tls_alpn01(std::string_view server_name, std::string_v
         if (!s.in_use && slot == nullptr) slot = &s;
     }
     if (slot == nullptr) return false;
-    std::memcpy(slot->name, server_name.data(), server_name.size());
+    copy_bytes(slot->name, server_name);
     slot->name_len = static_cast<std::uint32_t>(server_name.size());
-    std::memcpy(slot->identifier, identifier.data(), identifier.size());
+    copy_bytes(slot->identifier, identifier);
     slot->identifier_len = static_cast<std::uint32_t>(identifier.size());
     std::memcpy(slot->digest, digest.data(), digest_size);
     slot->sequence = ++h->tls_alpn_sequence;
@@ -456,8 +473,7 @@ void SharedState::certificate_updated(std::string_view cert_id) {
     }
     if (slot == nullptr && free_slot != nullptr) {
         slot = free_slot;
-        std::size_t n = std::min(cert_id.size(), max_cert_id);
-        std::memcpy(slot->id, cert_id.data(), n);
+        copy_bytes(slot->id, cert_id.substr(0, max_cert_id));
         slot->id_len = static_cast<std::uint32_t>(cert_id.size());
         slot->id_hash = hash;
         slot->generation = 0;

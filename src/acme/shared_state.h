@@ -47,6 +47,12 @@ public:
     virtual std::size_t withdraw_all_challenges() { return 0; }
 };
 
+// Whether the last segment of /.well-known/acme-challenge/<token> can be a
+// token: 1 to SharedState::max_token characters of the base64url alphabet
+// (RFC 8555 section 8.1). Workers check a request path with it before they
+// take the zone's lock.
+bool is_http01_token(std::string_view token);
+
 class SharedState : public ChallengeBoard {
 public:
     static constexpr std::size_t max_token = 128;

@@ -9,21 +9,6 @@ namespace {
 
 const ngx_str_t challenge_prefix = ngx_string("/.well-known/acme-challenge/");
 
-bool is_token(const u_char *p, size_t len) {
-    if (len == 0 || len > acme::SharedState::max_token) {
-        return false;
-    }
-    for (size_t i = 0; i < len; i++) {
-        u_char c = p[i];
-        // base64url alphabet (RFC 8555 section 8.1)
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_')) {
-            return false;
-        }
-    }
-    return true;
-}
-
 ngx_int_t send_answer(ngx_http_request_t *r, const std::string &body) {
     if (ngx_http_discard_request_body(r) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -63,7 +48,8 @@ ngx_int_t ngx_http_acme_http01_handler(ngx_http_request_t *r) {
     }
     const u_char *token = r->uri.data + challenge_prefix.len;
     size_t token_len = r->uri.len - challenge_prefix.len;
-    if (!is_token(token, token_len)) {
+    if (!acme::is_http01_token(
+            std::string_view(reinterpret_cast<const char *>(token), token_len))) {
         return NGX_DECLINED;
     }
 

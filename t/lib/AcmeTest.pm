@@ -267,9 +267,10 @@ Sends HUP and waits until a new set of workers replaced the old ones.
 When the reload fails (an C<[emerg]> in the error log), dies, or with
 C<< expect_fail => 1 >> returns the error line (and true on success).
 
-=item $t->stop_nginx(graceful => 0)
+=item $t->stop_nginx(graceful => 0, timeout => 5)
 
-TERM (QUIT when graceful), waits for the master and its children to exit.
+TERM (QUIT when graceful), waits for the master and its children to exit;
+KILL after C<timeout> seconds (nginx under valgrind needs longer).
 
 =item $t->signal_nginx($signal)
 
@@ -361,6 +362,10 @@ our $VERSION = '0.1';
 
 my $REPO = abs_path(dirname(__FILE__) . '/../..');
 my $NGINX = $ENV{NGINX_BINARY} || '/usr/sbin/nginx';
+# `make test SANITIZE=...`: the module needs the sanitizer runtimes loaded
+# before it, so nginx (and only nginx: not perl, openssl or Pebble) starts
+# with them preloaded; workers and the helper are forks and keep them.
+my %NGINX_ENV = $ENV{ACME_TEST_NGINX_PRELOAD} ? (LD_PRELOAD => $ENV{ACME_TEST_NGINX_PRELOAD}) : ();
 my %LIVE;    # objects with processes to stop at END
 
 # Everything is on loopback: no proxy may get in the way (HTTP::Tiny and
@@ -726,12 +731,12 @@ sub _proc_alive {
 }
 
 sub _stop {
-    my ($self, $name, $sig) = @_;
+    my ($self, $name, $sig, $timeout) = @_;
     my $p = delete $self->{procs}{$name} or return;
     my $pid = $p->{pid};
     $sig //= 'TERM';
     kill $sig, $pid;
-    my $deadline = time + 5;
+    my $deadline = time + ($timeout // 5);
     while (time < $deadline) {
         last unless _alive($pid);
         sleep 0.05;
@@ -1154,6 +1159,7 @@ sub _nginx_args {
 
 sub run_nginx_t {
     my ($self) = @_;
+    local @ENV{ keys %NGINX_ENV } = values %NGINX_ENV;
     return _run($NGINX, '-t', $self->_nginx_args("$self->{dir}/error-t.log"));
 }
 
@@ -1163,7 +1169,7 @@ sub start_nginx {
     my $d = $self->{dir};
     unlink "$d/nginx.pid";
     my $pid = $self->_spawn('nginx', [$NGINX, $self->_nginx_args("$d/error.log")],
-        log => "$d/nginx.out");
+        log => "$d/nginx.out", env => \%NGINX_ENV);
     my $ok = $self->wait_for(sub {
             return 'dead' unless _alive($pid);
             return -s "$d/nginx.pid" unless $self->{master_process};
@@ -1225,7 +1231,7 @@ sub reload_nginx {
 sub stop_nginx {
     my ($self, %opt) = @_;
     return unless $self->{procs}{nginx};
-    $self->_stop('nginx', $opt{graceful} ? 'QUIT' : 'TERM');
+    $self->_stop('nginx', $opt{graceful} ? 'QUIT' : 'TERM', $opt{timeout});
 }
 
 sub nginx_pids {

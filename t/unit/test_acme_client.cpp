@@ -830,5 +830,49 @@ TEST(AcmeSessionTest, Accessors) {
     EXPECT_EQ(s.directory()->new_nonce, nonce_url);
 }
 
+// The parse functions on their own (what the fuzz targets call): tolerant of
+// missing and mistyped members, strict only about the document being an
+// object.
+TEST(AcmeDocuments, ParseOrderKeepsWhatIsThere) {
+    Order o = parse_order(
+        R"({"status":"pending","identifiers":[{"type":"dns","value":"a.test"},{"type":"ip",)"
+        R"("value":"127.0.0.1"},7],"authorizations":["https://ca.test/authz/1",3],)"
+        R"("finalize":5,"error":{"type":"urn:ietf:params:acme:error:malformed"}})");
+    EXPECT_EQ(o.status, "pending");
+    ASSERT_EQ(o.identifiers.size(), 3u);
+    EXPECT_EQ(o.identifiers[1].type, Identifier::Type::ip);
+    EXPECT_EQ(o.authorizations, std::vector<std::string>{"https://ca.test/authz/1"});
+    EXPECT_EQ(o.finalize, "");
+    ASSERT_TRUE(o.error);
+    EXPECT_TRUE(o.error->is("malformed"));
+    EXPECT_THROW(parse_order("[]"), Error);
+    EXPECT_THROW(parse_order("{"), Error);
+}
+
+TEST(AcmeDocuments, ParseAuthorizationAndDirectory) {
+    Authorization a = parse_authorization(
+        R"({"identifier":{"type":"dns","value":"a.test"},"status":"pending","wildcard":true,)"
+        R"("challenges":[{"type":"http-01","url":"u","token":"t","status":"pending"},"x"]})");
+    EXPECT_EQ(a.identifier.value, "a.test");
+    EXPECT_TRUE(a.wildcard);
+    ASSERT_EQ(a.challenges.size(), 2u);
+    EXPECT_EQ(a.challenges[0].token, "t");
+    EXPECT_EQ(a.challenges[1].type, "");
+    EXPECT_THROW(parse_directory(R"({"newNonce":"n","newAccount":"a"})"), Error);
+    EXPECT_EQ(parse_directory(R"({"newNonce":"n","newAccount":"a","newOrder":"o"})").new_order,
+              "o");
+}
+
+TEST(AcmeDocuments, RenewalInfoWithoutValidWindowIsEmpty) {
+    RenewalInfo ok = parse_renewal_info(
+        R"({"suggestedWindow":{"start":"2025-01-02T00:00:00Z","end":"2025-01-03T00:00:00Z"}})");
+    EXPECT_EQ(ok.window_end - ok.window_start, 86400);
+    RenewalInfo reversed = parse_renewal_info(
+        R"({"suggestedWindow":{"start":"2025-01-03T00:00:00Z","end":"2025-01-02T00:00:00Z"}})");
+    EXPECT_EQ(reversed.window_start, 0);
+    EXPECT_EQ(reversed.window_end, 0);
+    EXPECT_EQ(parse_renewal_info("{}").window_end, 0);
+}
+
 }  // namespace
 }  // namespace acme

@@ -444,4 +444,28 @@ TEST(SharedState, SlotsOfUnconfiguredCertificatesAreReleased) {
     EXPECT_EQ(state.retain_certificates({"kept.test-00000000"}), 0u);
 }
 
+// A default string_view has a null data(); copying it must not reach
+// memcpy (UBSan: null pointer passed as argument 2). The tls-alpn-01 case
+// is what every DNS identifier did (`make unit SANITIZE=undefined` failed).
+TEST(SharedState, EmptyViewsWithoutData) {
+    SharedMemory mem(SharedState::default_size);
+    SharedState state(mem.base(), mem.size());
+    state.format();
+    EXPECT_TRUE(state.publish_http01("token", std::string_view()));
+    EXPECT_EQ(state.find_http01("token"), std::optional<std::string>(""));
+    EXPECT_TRUE(state.publish_tls_alpn01("example.test", std::string_view(), std::string(32, 'd')));
+    EXPECT_EQ(state.find_tls_alpn01("example.test")->identifier, "example.test");
+}
+
+TEST(SharedState, Http01TokenCheck) {
+    EXPECT_TRUE(acme::is_http01_token("evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA"));
+    EXPECT_TRUE(acme::is_http01_token(std::string(SharedState::max_token, 'a')));
+    EXPECT_FALSE(acme::is_http01_token(""));
+    EXPECT_FALSE(acme::is_http01_token(std::string(SharedState::max_token + 1, 'a')));
+    EXPECT_FALSE(acme::is_http01_token("a/b"));
+    EXPECT_FALSE(acme::is_http01_token("..%2f"));
+    EXPECT_FALSE(acme::is_http01_token(std::string("a\0b", 3)));
+    EXPECT_FALSE(acme::is_http01_token("abc="));
+}
+
 }  // namespace
