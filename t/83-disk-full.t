@@ -136,7 +136,7 @@ my $log = $t->error_log($mark);
 like $log, qr/acme: certificate "disk\.test" issued by "pebble"/, 'issuance logged';
 cmp_ok $t->pebble_orders - $orders, '<=', 1, 'at most one more order';
 my $rec = $t->cert_record('disk.test', state => $state);
-is $rec->{serial}, lc $renewed->{serial}, '.json: the new certificate';
+is lc($rec->{serial}) =~ s/^0+//r, lc($renewed->{serial}) =~ s/^0+//r, '.json: the new certificate';
 ok !$rec->{failures} && !$rec->{last_error}, '.json: no failure left';
 is_deeply [glob("$state/*.tmp.*")], [], 'no temporary file left';
 is scalar(@bad), 0, 'the old certificate was served, and verified, until the renewal'
