@@ -254,8 +254,15 @@ Mounts a tmpfs of that size (owned by nobody, as a state directory must
 be) on a directory of the test directory, created when missing, and
 returns its path. Every mount is unmounted when the test ends, failed or
 not (after the processes are stopped; lazily if it is still busy).
-C<< $t->remount($path, 'ro') >> and C<< $t->remount($path, 'rw') >>
-change it while it is in use.
+
+=item $t->set_read_only($path, 1), $t->set_read_only($path, 0)
+
+Makes a directory read-only while it is in use, and writable again: a
+read-only bind mount of it over itself, then its removal. From then on
+every open for writing under it (and every create, rename or unlink) fails
+with EROFS; descriptors opened before keep working. (C<mount -o
+remount,ro> of a file system is refused while a process has a file on it
+open for writing, as the engine has its C<.lock>.)
 
 =item $t->fill_fs($path, leave => 0, file => "$path/.filler")
 
@@ -1322,10 +1329,31 @@ sub mount_tmpfs {
     return $path;
 }
 
-sub remount {
-    my ($self, $path, $how) = @_;
-    my ($rc, $out) = _run('mount', '-o', "remount,$how", $path);
-    die "AcmeTest: remount,$how $path: $out" if $rc;
+# A read-only bind mount of the directory over itself: new opens for
+# writing fail with EROFS. (remount,ro of the file system itself is refused,
+# EBUSY, while a process holds a file on it open for writing, as the engine
+# does its .lock.)
+sub set_read_only {
+    my ($self, $path, $ro) = @_;
+    if ($ro) {
+        my ($rc, $out) = _run('mount', '--bind', $path, $path);
+        die "AcmeTest: bind mount $path: $out" if $rc;
+        push @{ $self->{mounts} }, $path;
+        ($rc, $out) = _run('mount', '-o', 'remount,bind,ro', $path);
+        die "AcmeTest: remount,bind,ro $path: $out" if $rc;
+        $self->{read_only}{$path}++;
+    } elsif ($self->{read_only}{$path}) {
+        my ($rc, $out) = _run('umount', $path);
+        die "AcmeTest: umount $path: $out" if $rc;
+        $self->{read_only}{$path}--;
+        # the last mount of that path is the one just removed
+        my $m = $self->{mounts};
+        for my $i (reverse 0 .. $#$m) {
+            next unless $m->[$i] eq $path;
+            splice @$m, $i, 1;
+            last;
+        }
+    }
     return 1;
 }
 
