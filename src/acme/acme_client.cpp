@@ -268,6 +268,15 @@ std::string AcmeClient::fresh_nonce() {
     request.url = url;
     HttpResponse response = send_retrying(request);
     std::string nonce = response.header("replay-nonce");
+    if (nonce.empty() && response.status >= 500) {
+        // A CA in trouble (maintenance, overload) answers newNonce too: its
+        // status and Retry-After decide the next attempt, as for any request.
+        Problem problem = Problem::parse(response.body, static_cast<int>(response.status));
+        problem.detail = "newNonce " + url + " answered HTTP status " +
+                         std::to_string(response.status) +
+                         (problem.detail.empty() ? "" : ": " + problem.detail);
+        throw CaError(std::move(problem), retry_after_of(response));
+    }
     if (nonce.empty()) {
         throw Error("newNonce " + url + " returned no Replay-Nonce (HTTP status " +
                     std::to_string(response.status) + ")");
@@ -388,7 +397,13 @@ Order AcmeClient::new_order_replacing(const std::vector<Identifier>& identifiers
     try {
         return new_order(identifiers, options);
     } catch (const CaError& e) {
-        if (options.replaces.empty() || e.problem.is("rateLimited")) throw;
+        // A CA that limits us, asks us to wait, or is unavailable (503: a
+        // maintenance, which also answers newNonce) has not refused the
+        // replacement: another request now would only ignore what it said.
+        if (options.replaces.empty() || e.problem.is("rateLimited") || e.retry_after ||
+            e.problem.status == 503) {
+            throw;
+        }
         refused = e.what();
     }
     options.replaces.clear();

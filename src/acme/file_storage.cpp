@@ -152,10 +152,12 @@ std::optional<std::string> FileStorage::load_checked(std::string_view key, bool 
     throw Error(why);
 }
 
-void FileStorage::store(std::string_view key, std::string_view content, Access access) {
+// Writes and flushes <name>.tmp.<pid>.<tid>; returns its path. Nothing is
+// left behind when this throws.
+std::string FileStorage::write_temporary(std::string_view key, std::string_view content,
+                                         Access access) {
     // Keys are the engine's user's alone; workers read certificates.
     mode_t mode = access == Access::secret ? 0600 : 0644;
-    ensure_dir(dir_);
     std::string target = path(key);
     // pid and thread id make the name unique among concurrent writers, so
     // O_EXCL never meets a live writer's file.
@@ -177,20 +179,49 @@ void FileStorage::store(std::string_view key, std::string_view content, Access a
         write_all(fd.get(), content, tmp);
         if (::fsync(fd.get()) != 0) throw Error(sys_error("fsync()", tmp, errno));
         if (fd.close() != 0) throw Error(sys_error("close()", tmp, errno));
-        if (::rename(tmp.c_str(), target.c_str()) != 0) {
-            throw Error(sys_error("rename() to \"" + target + "\" of", tmp, errno));
-        }
     } catch (...) {
         ::unlink(tmp.c_str());
         throw;
     }
+    return tmp;
+}
 
-    // Make the rename itself durable: without this a crash can bring back
-    // the old file (or none) although store() returned.
+// Make the renames themselves durable: without this a crash can bring back
+// the old file (or none) although store() returned.
+void FileStorage::sync_dir() {
     int draw = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (draw < 0) throw Error(sys_error("open()", dir_, errno));
     Fd dfd(draw);
     if (::fsync(dfd.get()) != 0 && errno != EINVAL) throw Error(sys_error("fsync()", dir_, errno));
+}
+
+void FileStorage::store(std::string_view key, std::string_view content, Access access) {
+    store_all({{std::string(key), std::string(content), access}});
+}
+
+// Every item goes to a temporary file first, and only when all of them are
+// written are they renamed into place, in order. A full disk or a failed
+// write thus leaves every old item as it was: never a new key beside the
+// old certificate, which the master would refuse at the next reload.
+void FileStorage::store_all(const std::vector<StoredItem>& items) {
+    ensure_dir(dir_);
+    std::vector<std::string> temps;
+    std::size_t renamed = 0;
+    try {
+        for (const StoredItem& item : items) {
+            temps.push_back(write_temporary(item.key, item.value, item.access));
+        }
+        for (; renamed < items.size(); ++renamed) {
+            std::string target = path(items[renamed].key);
+            if (::rename(temps[renamed].c_str(), target.c_str()) != 0) {
+                throw Error(sys_error("rename() to \"" + target + "\" of", temps[renamed], errno));
+            }
+        }
+    } catch (...) {
+        for (std::size_t i = renamed; i < temps.size(); ++i) ::unlink(temps[i].c_str());
+        throw;
+    }
+    sync_dir();
 }
 
 void FileStorage::remove(std::string_view key) {

@@ -30,6 +30,8 @@ public:
     std::optional<std::string> load(std::string_view key) override;
     std::optional<std::string> load_secret(std::string_view key) override;
     void store(std::string_view key, std::string_view value, Access access) override;
+    // All temporary files are written before the first rename.
+    void store_all(const std::vector<StoredItem>& items) override;
     void remove(std::string_view key) override;
     std::vector<std::string> list(std::string_view prefix) override;
     std::optional<ItemStat> stat(std::string_view key) override;
@@ -41,6 +43,8 @@ public:
 
 private:
     std::optional<std::string> load_checked(std::string_view key, bool secret);
+    std::string write_temporary(std::string_view key, std::string_view content, Access access);
+    void sync_dir();
     int open_lock_file();
 
     std::string dir_;

@@ -168,7 +168,13 @@ std::optional<std::time_t> Scheduler::run_job(CertState& c, Clients& clients) {
         // never end in terminate.
         clients.erase(c.issuer);
         ++c.failures;  // so that next_due() honours retry_at
-        c.retry_at = ctx_.now() + 60;
+        // The backoff of a failed order: a store that stays unusable (a
+        // read-only disk) must not be tried every minute for ever, and a
+        // short-lived certificate gets its tenth of the lifetime.
+        std::time_t lifetime = c.current ? c.current->not_after - c.current->not_before : 0;
+        c.retry_at = ctx_.now() + retry_delay(c.failures, FailureKind::transient, lifetime,
+                                              std::nullopt, ctx_.random.next())
+                                      .count();
         ctx_.report(events::JobFailed{c.ref(), e.what(), c.retry_at});
         return c.next_due();
     }

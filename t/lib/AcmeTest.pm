@@ -217,6 +217,68 @@ it, otherwise stopped with the other processes; C<< $gate->pid >>.
 
 =back
 
+=head2 Faults
+
+=over
+
+=item $t->start_ca_proxy
+
+Starts a second nginx (the stock binary, without the module; master and one
+worker, files in C<DIR/ca-proxy/>) on C<port('ca_proxy')> that proxies to
+Pebble's HTTPS listener. It passes the client's C<Host> on, and Pebble
+builds every URL from it, so an issuer with C<uri> C<< $t->ca_proxy_uri >>
+(or C<https://127.0.0.1:%%PORT_CA_PROXY%%/dir>) sends all its requests
+through the proxy. Its TLS certificate is signed by the harness CA (the
+issuer's C<ssl_trusted_certificate %%PEBBLE_CA%%> verifies it). Call after
+C<start_pebble>; it starts passing everything through.
+
+=item $t->set_ca_fault($mode, %opt)
+
+Switches the proxy (rewrites the file its C<location> includes, sends HUP
+and waits for the new worker; a fraction of a second). Modes: C<pass>;
+a status such as C<500> or C<503>, answered by the proxy with a problem
+document (C<type>, default C<...:serverInternal>, and C<detail> options;
+C<< problem => 0 >> gives nginx's HTML page instead) and, with
+C<< retry_after => N >>, a C<Retry-After> header; C<close> (C<return 444>:
+the connection is closed without an answer); C<cut> (the answer's headers
+and the start of its body, then the connection is closed: a small upstream
+promises 4000 bytes and sends 15); C<slow> (C<limit_rate>, C<< rate => >>
+bytes per second, default 200). C<< paths => REGEX >> limits the fault to
+requests whose path matches (e.g. C<^/certZ/>, Pebble's certificate
+downloads), C<< method => 'POST' >> to one method. Requests the proxy
+answered itself never reach Pebble.
+
+=item $t->ca_proxy_requests
+
+Every request the proxy saw, in order: hashes with C<time> (epoch seconds,
+milliseconds), C<method>, C<uri>, C<status> (444 for C<close>) and
+C<request_time>.
+
+=item $t->mount_tmpfs($relpath, size => '1m', mode => 0700)
+
+Mounts a tmpfs of that size (owned by nobody, as a state directory must
+be) on a directory of the test directory, created when missing, and
+returns its path. Every mount is unmounted when the test ends, failed or
+not (after the processes are stopped; lazily if it is still busy).
+
+=item $t->set_read_only($path, 1), $t->set_read_only($path, 0)
+
+Makes a directory read-only while it is in use, and writable again: a
+read-only bind mount of it over itself, then its removal. From then on
+every open for writing under it (and every create, rename or unlink) fails
+with EROFS; descriptors opened before keep working. (C<mount -o
+remount,ro> of a file system is refused while a process has a file on it
+open for writing, as the engine has its C<.lock>.)
+
+=item $t->fill_fs($path, leave => 0, file => "$path/.filler")
+
+Appends zeros to C<file> until the file system of C<$path> has C<leave>
+free blocks (tmpfs: pages of 4096 bytes) and returns the file's name;
+removing the file frees the space. C<< $t->fs_free_blocks($path) >> is the
+number of free blocks (and in list context the block size too).
+
+=back
+
 =head2 nginx
 
 =over
@@ -276,10 +338,12 @@ KILL after C<timeout> seconds (nginx under valgrind needs longer).
 
 Sends a signal to the master.
 
-=item $t->nginx_pids
+=item $t->nginx_pids($name)
 
 C<< { master => PID, workers => [PID...], helper => PID, loader => PID,
 shutting_down => [PID...] } >> (helper is the "cache manager process").
+C<$name> is the harness's name of the process, C<nginx> by default
+(C<ca-proxy> for the CA proxy).
 
 =item $t->helper_pid, $t->worker_pids
 
@@ -290,6 +354,16 @@ Shortcuts.
 The error log's contents (from C<$mark>, a byte offset from C<log_mark>,
 when given), and waiting for a line to match: returns the first matching
 line, or undef after C<$timeout> seconds (default 30).
+
+=item AcmeTest::log_time($line), AcmeTest::next_attempt_time($line)
+
+The time (epoch seconds) of an error log line, and the time in its
+C<next attempt at ... UTC>; undef when the line has none.
+
+=item $t->cert_record($name, state => "DIR/acme")
+
+The decoded C<< <name>-<hash>.json >> record of a certificate whose first
+name is C<$name>, or undef.
 
 =back
 
@@ -356,7 +430,7 @@ use Scalar::Util qw(weaken);
 use Socket qw(inet_ntoa inet_ntop AF_INET6);
 use Test::More ();
 use Time::HiRes qw(sleep time);
-use Time::Local qw(timegm);
+use Time::Local qw(timegm timelocal);
 
 our $VERSION = '0.1';
 
@@ -540,6 +614,7 @@ sub cleanup {
     local ($?, $!, $@);    # waitpid and friends must not change the exit code
     delete $LIVE{"$self"};
     $self->_stop_all;
+    $self->_unmount_all;
     my $keep = $ENV{ACME_TEST_KEEP};
     my $failed = $aborted || $DYING || !Test::More->builder->is_passing;
     if ($failed) {
@@ -1093,6 +1168,258 @@ sub stop {
 package AcmeTest;
 
 # ---------------------------------------------------------------------------
+# the CA proxy: a second nginx (the stock binary, without the module) in
+# front of Pebble, whose behaviour the test switches with set_ca_fault
+
+sub start_ca_proxy {
+    my ($self, %opt) = @_;
+    die "AcmeTest: the CA proxy is already running" if $self->{procs}{'ca-proxy'};
+    die "AcmeTest: start_pebble first" unless $self->{pebble_running};
+    my $d = "$self->{dir}/ca-proxy";
+    make_path($d, { mode => 0755 });
+    my $port = $self->port('ca_proxy');
+    my $cut = $self->port('ca_cut');
+    my ($crt, $key) = $self->make_cert(names => ['localhost', '127.0.0.1'], file => 'ca-proxy');
+    $self->_start_cutter($cut);
+    $self->set_ca_fault('pass', reload => 0);
+    my $acme = $self->port('acme');
+    my $ca = $self->ca_file;
+    $self->write_file("$d/nginx.conf", <<"EOF2");
+daemon off;
+master_process on;
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $d/error.log info;
+events {
+    worker_connections 256;
+}
+http {
+    log_format faults '\$msec \$request_method \$uri \$status \$request_time';
+    access_log $d/access.log faults;
+    # What this nginx answers itself is a problem document (RFC 7807).
+    default_type application/problem+json;
+    server {
+        listen 127.0.0.1:$port ssl;
+        ssl_certificate $crt;
+        ssl_certificate_key $key;
+        location / {
+            set \$ca_upstream https://127.0.0.1:$acme;
+            include $d/fault.conf;
+            proxy_pass \$ca_upstream;
+            # Pebble builds its URLs from the Host header: they all point here.
+            proxy_set_header Host \$http_host;
+            proxy_http_version 1.1;
+            proxy_ssl_trusted_certificate $ca;
+            proxy_ssl_verify on;
+            proxy_ssl_name localhost;
+            proxy_read_timeout 300s;
+        }
+    }
+}
+EOF2
+    unlink "$d/nginx.pid";
+    my $pid = $self->_spawn('ca-proxy', [$NGINX, '-p', "$d/", '-c', "$d/nginx.conf", '-e',
+            "$d/error.log"], log => "$d/nginx.out");
+    my $ok = $self->wait_for(sub {
+            return 'dead' unless _alive($pid);
+            return scalar @{ $self->nginx_pids('ca-proxy')->{workers} } >= 1;
+        }, timeout => 20);
+    if (!$ok || $ok eq 'dead') {
+        my $why = _slurp("$d/nginx.out") . _slurp("$d/error.log");
+        $self->_stop('ca-proxy');
+        die "AcmeTest: the CA proxy did not start:\n$why";
+    }
+    my $http = $self->_https(timeout => 2);
+    $self->wait_for(sub { $http->get($self->ca_proxy_uri)->{success} }, timeout => 10)
+        or die "AcmeTest: the CA proxy does not pass the directory through:\n" . _slurp("$d/error.log");
+    return $pid;
+}
+
+sub ca_proxy_uri { 'https://127.0.0.1:' . $_[0]->port('ca_proxy') . '/dir' }
+
+sub set_ca_fault {
+    my ($self, $mode, %opt) = @_;
+    my $d = "$self->{dir}/ca-proxy";
+    my $body;
+    if (!defined $mode || $mode eq 'pass') {
+        $body = '';
+    } elsif ($mode =~ /^[45]\d\d$/) {
+        my $detail = $opt{detail} // "the CA proxy answers $mode";
+        $detail =~ s/["\\']//g;
+        my $type = $opt{type} // 'urn:ietf:params:acme:error:serverInternal';
+        $body = defined $opt{retry_after} ? "add_header Retry-After $opt{retry_after} always;\n" : '';
+        $body .= ($opt{problem} // 1)
+            ? qq{return $mode '{"type":"$type","detail":"$detail","status":$mode}';\n}
+            : "return $mode;\n";
+    } elsif ($mode eq 'close') {
+        $body = "return 444;\n";
+    } elsif ($mode eq 'cut') {
+        $body = 'set $ca_upstream http://127.0.0.1:' . $self->port('ca_cut') . ";\n";
+    } elsif ($mode eq 'slow') {
+        $body = 'limit_rate ' . ($opt{rate} // 200) . ";\n";
+    } else {
+        die "AcmeTest: unknown CA fault '$mode'";
+    }
+    die "AcmeTest: set_ca_fault takes paths or method, not both\n"
+        if defined $opt{paths} && defined $opt{method};
+    if (defined $opt{paths} && $body ne '') {
+        (my $re = $opt{paths}) =~ s/"/\\"/g;
+        $body = qq{if (\$uri ~ "$re") {\n$body}\n};
+    } elsif (defined $opt{method} && $body ne '') {
+        $opt{method} =~ /^[A-Z]+$/ or die "AcmeTest: bad method '$opt{method}'\n";
+        $body = qq{if (\$request_method = $opt{method}) {\n$body}\n};
+    }
+    $self->write_file("$d/fault.conf", $body);
+    $self->{ca_fault} = $mode // 'pass';
+    return 1 if defined $opt{reload} && !$opt{reload};
+    return $self->_reload_ca_proxy;
+}
+
+# HUP, then wait until the worker that answers runs the new configuration.
+sub _reload_ca_proxy {
+    my ($self) = @_;
+    my $p = $self->{procs}{'ca-proxy'} or die "AcmeTest: the CA proxy is not running";
+    my %old = map { $_ => 1 } @{ $self->nginx_pids('ca-proxy')->{workers} };
+    my $elog = "$self->{dir}/ca-proxy/error.log";
+    my $mark = -s $elog || 0;
+    kill 'HUP', $p->{pid};
+    my $ok = $self->wait_for(sub {
+            die "AcmeTest: the CA proxy failed to reload:\n$1\n"
+                if _slurp($elog, $mark) =~ /^(.*\[emerg\].*)$/m;
+            my @w = @{ $self->nginx_pids('ca-proxy')->{workers} };
+            return @w && !grep { $old{$_} } @w;
+        }, timeout => 20);
+    die "AcmeTest: the CA proxy did not reload" unless $ok;
+    return 1;
+}
+
+sub ca_proxy_requests {
+    my ($self) = @_;
+    my @r;
+    for (split /\n/, _slurp("$self->{dir}/ca-proxy/access.log")) {
+        my ($time, $method, $uri, $status, $took) = split / /;
+        push @r, { time => $time, method => $method, uri => $uri, status => $status,
+                   request_time => $took };
+    }
+    return @r;
+}
+
+# Answers every request with the start of a response and closes the
+# connection mid-body (Content-Length promises more than is sent).
+sub _start_cutter {
+    my ($self, $port) = @_;
+    my $listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
+        Listen => 16, ReuseAddr => 1) or die "AcmeTest: cutter on $port: $!";
+    my $pid = fork // die "fork: $!";
+    if ($pid) {
+        close $listen;
+        $self->{procs}{'ca-cutter'} = { pid => $pid, log => '/dev/null', cmd => ['cutter', $port] };
+        return $pid;
+    }
+    eval {
+        setpgrp(0, 0);
+        alarm 0;
+        $SIG{$_} = 'DEFAULT' for qw(INT TERM HUP ALRM __DIE__);
+        $SIG{CHLD} = 'IGNORE';
+        my $tb = Test::More->builder;
+        close $_ for grep { defined } $tb->output, $tb->failure_output, $tb->todo_output;
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', '/dev/null';
+        open STDERR, '>', '/dev/null';
+        while (1) {
+            my $c = $listen->accept or next;
+            my $head = '';
+            while ($head !~ /\r\n\r\n/) {
+                sysread($c, my $buf, 4096) or last;
+                $head .= $buf;
+            }
+            my $nonce = join '', map { ('A' .. 'Z')[rand 26] } 1 .. 22;
+            syswrite $c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                . "Replay-Nonce: $nonce\r\nContent-Length: 4000\r\n\r\n{\"status\": \"val";
+            close $c;
+        }
+    };
+    POSIX::_exit(0);
+}
+
+# ---------------------------------------------------------------------------
+# file systems
+
+sub mount_tmpfs {
+    my ($self, $rel, %opt) = @_;
+    my $path = $rel =~ m{^/} ? $rel : "$self->{dir}/$rel";
+    make_path($path, { mode => 0755 });
+    my $uid = getpwnam('nobody') // 65534;
+    my $gid = getgrnam('nogroup') // 65534;
+    my $size = $opt{size} // '1m';
+    my $mode = sprintf '%o', $opt{mode} // 0700;
+    my ($rc, $out) = _run('mount', '-t', 'tmpfs', '-o', "size=$size,mode=$mode,uid=$uid,gid=$gid",
+        'tmpfs', $path);
+    die "AcmeTest: mount tmpfs on $path: $out" if $rc;
+    push @{ $self->{mounts} }, $path;
+    return $path;
+}
+
+# A read-only bind mount of the directory over itself: new opens for
+# writing fail with EROFS. (remount,ro of the file system itself is refused,
+# EBUSY, while a process holds a file on it open for writing, as the engine
+# does its .lock.)
+sub set_read_only {
+    my ($self, $path, $ro) = @_;
+    if ($ro) {
+        my ($rc, $out) = _run('mount', '--bind', $path, $path);
+        die "AcmeTest: bind mount $path: $out" if $rc;
+        push @{ $self->{mounts} }, $path;
+        ($rc, $out) = _run('mount', '-o', 'remount,bind,ro', $path);
+        die "AcmeTest: remount,bind,ro $path: $out" if $rc;
+        $self->{read_only}{$path}++;
+    } elsif ($self->{read_only}{$path}) {
+        my ($rc, $out) = _run('umount', $path);
+        die "AcmeTest: umount $path: $out" if $rc;
+        $self->{read_only}{$path}--;
+        # the last mount of that path is the one just removed
+        my $m = $self->{mounts};
+        for my $i (reverse 0 .. $#$m) {
+            next unless $m->[$i] eq $path;
+            splice @$m, $i, 1;
+            last;
+        }
+    }
+    return 1;
+}
+
+sub fs_free_blocks {
+    my ($self, $path) = @_;
+    my (undef, $out) = _run('stat', '-f', '-c', '%a %S', $path);
+    my ($free, $bsize) = $out =~ /^(\d+) (\d+)/ or die "AcmeTest: stat -f $path: $out";
+    return wantarray ? ($free, $bsize) : $free;
+}
+
+sub fill_fs {
+    my ($self, $path, %opt) = @_;
+    my $leave = $opt{leave} // 0;
+    my $file = $opt{file} // "$path/.filler";
+    my ($free, $bsize) = $self->fs_free_blocks($path);
+    my $n = $free - $leave;
+    open my $fh, '>>', $file or die "AcmeTest: $file: $!";
+    my $block = "\0" x $bsize;
+    for (1 .. $n) {
+        syswrite($fh, $block) == $bsize or last;
+    }
+    close $fh;
+    return $file;
+}
+
+sub _unmount_all {
+    my ($self) = @_;
+    for my $path (reverse @{ delete $self->{mounts} || [] }) {
+        my ($rc) = _run('umount', $path);
+        ($rc) = _run('umount', '-l', $path) if $rc;
+        Test::More::diag("AcmeTest: cannot unmount $path") if $rc;
+    }
+}
+
+# ---------------------------------------------------------------------------
 # nginx
 
 my $PEBBLE_ISSUER = <<'EOF';
@@ -1235,10 +1562,10 @@ sub stop_nginx {
 }
 
 sub nginx_pids {
-    my ($self) = @_;
+    my ($self, $name) = @_;
     my %r = (master => undef, workers => [], helper => undef, loader => undef,
         shutting_down => [], other => []);
-    my $p = $self->{procs}{nginx} or return \%r;
+    my $p = $self->{procs}{ $name // 'nginx' } or return \%r;
     my $master = $p->{pid};
     return \%r unless _alive($master);
     $r{master} = $master;
@@ -1266,6 +1593,29 @@ sub helper_pid  { $_[0]->nginx_pids->{helper} }
 sub worker_pids { @{ $_[0]->nginx_pids->{workers} } }
 
 sub log_mark { -s "$_[0]{dir}/error.log" || 0 }
+
+# The time of an error log line (nginx writes local time).
+sub log_time {
+    my ($line) = @_;
+    my @d = $line =~ m{^(\d+)/(\d+)/(\d+) (\d+):(\d+):(\d+)} or return undef;
+    return timelocal($d[5], $d[4], $d[3], $d[2], $d[1] - 1, $d[0]);
+}
+
+# The "next attempt at YYYY-MM-DD HH:MM:SS UTC" of an engine log line.
+sub next_attempt_time {
+    my ($line) = @_;
+    my @n = $line =~ /next attempt at (\d+)-(\d+)-(\d+) (\d+):(\d+):(\d+) UTC/ or return undef;
+    return timegm($n[5], $n[4], $n[3], $n[2], $n[1] - 1, $n[0]);
+}
+
+sub cert_record {
+    my ($self, $name, %opt) = @_;
+    my $state = $opt{state} // "$self->{dir}/acme";
+    my ($file) = grep { !/\.order\.json$/ } glob("$state/$name-*.json");
+    return undef unless $file;
+    my $r = eval { decode_json(_slurp($file)) };
+    return $r;
+}
 
 sub error_log {
     my ($self, $mark) = @_;

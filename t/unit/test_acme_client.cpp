@@ -345,6 +345,47 @@ TEST_F(AcmeClientTest, LongRetryAfterIsLeftToTheScheduler) {
     EXPECT_TRUE(pauses.empty());
 }
 
+// A CA down for maintenance answers newNonce with 503 and Retry-After as
+// well: that is a CA error with its Retry-After, which the scheduler honours
+// (it was a plain error, and the next attempt came after the backoff).
+TEST_F(AcmeClientTest, NewNonceServerErrorCarriesRetryAfter) {
+    registered();
+    http.queue_directory();
+    http.queue(503, "", {{"retry-after", "120"}});
+    try {
+        client.get_order(order_url);
+        FAIL() << "no exception";
+    } catch (const CaError& e) {
+        EXPECT_EQ(e.problem.status, 503);
+        ASSERT_TRUE(e.retry_after);
+        EXPECT_EQ(*e.retry_after, std::chrono::seconds(120));
+        EXPECT_NE(
+            std::string(e.what()).find("newNonce https://ca.test/nonce answered HTTP status 503"),
+            std::string::npos)
+            << e.what();
+    }
+    EXPECT_TRUE(pauses.empty());  // longer than what is retried in place
+    EXPECT_EQ(http.requests.size(), 2u);
+}
+
+TEST_F(AcmeClientTest, NewNonceServerErrorsAreRetriedInPlace) {
+    registered();
+    http.queue_directory();
+    for (int i = 0; i < 3; ++i) {
+        http.queue(500, problem_json("serverInternal", "no nonces today", 500));
+    }
+    try {
+        client.get_order(order_url);
+        FAIL() << "no exception";
+    } catch (const CaError& e) {
+        EXPECT_TRUE(e.problem.is("serverInternal"));
+        EXPECT_FALSE(e.retry_after);
+        EXPECT_NE(std::string(e.what()).find("no nonces today"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(pauses, (std::vector<std::chrono::milliseconds>{std::chrono::seconds(1),
+                                                              std::chrono::seconds(3)}));
+}
+
 TEST_F(AcmeClientTest, TransportErrorsAreRetriedInPlace) {
     // FakeHttp throws acme::Error, as a refused connection does, when
     // nothing is queued: three attempts, then the error.
@@ -653,6 +694,43 @@ TEST_F(AcmeClientTest, RateLimitedReplacementIsNotWorkedAround) {
         EXPECT_TRUE(e.problem.is("rateLimited"));
     }
     EXPECT_EQ(http.requests.size(), 3u);
+}
+
+// A CA that asks for time, or is down for maintenance, gets no second
+// newOrder (without "replaces") at once: that ignored its Retry-After.
+TEST_F(AcmeClientTest, UnavailableCaGetsNoReplacementWorkaround) {
+    struct Case {
+        long status;
+        Headers headers;
+    };
+    for (const Case& c : {Case{500, {{"retry-after", "60"}}}, Case{503, {}}}) {
+        FakeHttp http;
+        AcmeSession session(dir_url, PrivateKey::generate(KeyType::ecdsa256), "test/1.0");
+        AcmeClient client(http, session);
+        session.set_account_url(account_url);
+        client.set_pause([](std::chrono::milliseconds) {});
+        http.queue_directory();
+        http.queue_nonce("n1");
+        for (int i = 0; i < 3; ++i) {
+            http.queue(c.status, problem_json("serverInternal", "maintenance", int(c.status)),
+                       c.headers);
+            http.queue_nonce("n" + std::to_string(i + 2));
+        }
+        std::string refused;
+        try {
+            client.new_order_replacing({Identifier{Identifier::Type::dns, "example.test"}},
+                                       OrderOptions{"", "aki.serial"}, refused);
+            FAIL() << "no exception for " << c.status;
+        } catch (const CaError& e) {
+            EXPECT_EQ(e.problem.status, c.status);
+        }
+        EXPECT_EQ(refused, "");
+        for (const HttpRequest& r : http.requests) {
+            if (r.url != order_endpoint) continue;
+            Json payload = Json::parse(decode_jws(r).payload);
+            EXPECT_EQ(payload.get_string("replaces"), "aki.serial") << c.status;
+        }
+    }
 }
 
 TEST_F(AcmeClientTest, NewOrderWithoutOptionsOmitsThem) {

@@ -288,6 +288,66 @@ TEST_F(StoredRecord, NextAttemptWithoutFailuresIsIgnored) {
     EXPECT_TRUE(attempted(std::chrono::seconds(10))) << log.all();
 }
 
+// A state directory that became read-only: everything reads, but no
+// lease can be taken (the lock file cannot be opened for writing).
+class ReadOnlyStorage : public acme::Storage {
+public:
+    explicit ReadOnlyStorage(const std::string& dir) : files_(dir) {}
+    std::string describe() const override { return files_.describe(); }
+    std::string locate(std::string_view key) const override { return files_.locate(key); }
+    std::optional<std::string> load(std::string_view key) override { return files_.load(key); }
+    std::optional<std::string> load_secret(std::string_view key) override {
+        return files_.load_secret(key);
+    }
+    void store(std::string_view key, std::string_view, acme::Access) override {
+        throw acme::Error("open() \"" + files_.path(key) + "\" failed: Read-only file system");
+    }
+    void remove(std::string_view) override {}
+    std::vector<std::string> list(std::string_view prefix) override { return files_.list(prefix); }
+    std::optional<acme::ItemStat> stat(std::string_view key) override { return files_.stat(key); }
+    bool try_lock() override { return files_.try_lock(); }
+    std::unique_ptr<acme::Lease> try_lease(std::string_view, std::chrono::seconds) override {
+        throw acme::Error("open() \"" + files_.path(".lock") + "\" failed: Read-only file system");
+    }
+
+private:
+    FileStorage files_;
+};
+
+// A job that fails before its order (the lease cannot be taken) waits as
+// long as a failed order would, and the wait grows (it was one minute, for
+// ever).
+TEST(Engine, FailedLeaseFollowsTheBackoff) {
+    TempDir tmp;
+    std::vector<Identifier> ids{dns("example.test")};
+    FileStorage store(tmp.path());
+    std::time_t now = std::time(nullptr);
+    store.store(acme::certificate_basename(ids, KeyType::ecdsa256) + ".json",
+                R"({"failures": 2, "next_attempt": )" + std::to_string(now - 1) + "}\n",
+                acme::Access::shared);
+    store.store("account.key", PrivateKey::generate(KeyType::ecdsa256).to_pem(),
+                acme::Access::secret);
+    RecordingLogger log;
+    NullBoard board;
+    Engine engine(make_config(tmp.path(), ids), board, log,
+                  [](const std::string& path) { return std::make_unique<ReadOnlyStorage>(path); });
+    engine.start();
+    auto line = log.wait_for("acme: certificate \"example.test\": open() ");
+    ASSERT_TRUE(line) << log.all();
+    engine.stop();
+    EXPECT_EQ(line->first, acme::LogLevel::error);
+    EXPECT_NE(line->second.find("/.lock\" failed: Read-only file system, next attempt at "),
+              std::string::npos)
+        << line->second;
+    std::tm tm{};
+    ASSERT_TRUE(strptime(line->second.c_str() + line->second.find("next attempt at ") + 16,
+                         "%Y-%m-%d %H:%M:%S", &tm));
+    std::time_t next = timegm(&tm);
+    // The third failure: 5 minutes, plus up to 20 %.
+    EXPECT_GE(next, now + 300) << line->second;
+    EXPECT_LE(next, now + 360 + 5) << line->second;
+}
+
 // An engine that fails as a whole (here: its storage cannot be made) is
 // started again with a growing delay, and then manages its certificates;
 // before, it stayed down until the next reload.

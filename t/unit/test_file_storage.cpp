@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -329,8 +330,8 @@ TEST(FileStorage, StoreAllWritesInOrderAndStopsAtAFailure) {
     EXPECT_EQ(mode_of(tmp.path() + "/a.key"), 0600u);
     EXPECT_EQ(mode_of(tmp.path() + "/a.crt"), 0644u);
 
-    // The second item cannot be written (a directory is in the way): the
-    // first is, the third is not.
+    // The second item cannot be renamed into place (a directory is in the
+    // way): the first is, the third is not, and no temporary file is left.
     ASSERT_EQ(::mkdir((tmp.path() + "/b.crt").c_str(), 0700), 0);
     EXPECT_THROW(store.store_all({{"b.key", "key", acme::Access::secret},
                                   {"b.crt", "chain", acme::Access::shared},
@@ -338,6 +339,35 @@ TEST(FileStorage, StoreAllWritesInOrderAndStopsAtAFailure) {
                  acme::Error);
     EXPECT_EQ(store.load("b.key"), std::optional<std::string>("key"));
     EXPECT_FALSE(store.load("b.json"));
+    EXPECT_EQ(list(tmp.path()), (std::set<std::string>{"a.key", "a.crt", "b.key", "b.crt"}));
+}
+
+// A write that fails (a full disk) before every item is written renames
+// none of them: the old key stays beside the old certificate. (Each item
+// was renamed as soon as written, so a full disk after the new key left a
+// pair that did not match, and the master served the fallback after the
+// next reload.)
+TEST(FileStorage, StoreAllReplacesNothingWhenAWriteFails) {
+    TempDir tmp;
+    FileStorage store(tmp.path());
+    store.store_all(
+        {{"a.key", "old key", acme::Access::secret}, {"a.crt", "old chain", acme::Access::shared}});
+    // The certificate's temporary file cannot be created: a directory of
+    // that name (this thread's) is in the way.
+    std::string in_the_way = tmp.path() + "/a.crt.tmp." + std::to_string(::getpid()) + "." +
+                             std::to_string(static_cast<long>(::syscall(SYS_gettid)));
+    ASSERT_EQ(::mkdir(in_the_way.c_str(), 0700), 0);
+    try {
+        store.store_all({{"a.key", "new key", acme::Access::secret},
+                         {"a.crt", "new chain", acme::Access::shared}});
+        FAIL() << "no exception";
+    } catch (const acme::Error& e) {
+        EXPECT_NE(std::string(e.what()).find(in_the_way), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(store.load("a.key"), std::optional<std::string>("old key"));
+    EXPECT_EQ(store.load("a.crt"), std::optional<std::string>("old chain"));
+    ASSERT_EQ(::rmdir(in_the_way.c_str()), 0);
+    EXPECT_EQ(list(tmp.path()), (std::set<std::string>{"a.key", "a.crt"}));
 }
 
 TEST(CertificateBasename, FormatAndKnownHash) {
