@@ -59,6 +59,8 @@ struct EngineConfig {
     // After the engine failed as a whole it starts again after this delay,
     // doubled with every failure in a row, at most 10 minutes.
     std::chrono::milliseconds restart_delay{5000};
+    // An order the OrderHook postponed is asked about again after this.
+    std::chrono::seconds postpone_delay{600};
     std::string user_agent;  // "ngx_http_acme_module/<version> nginx/<version>"
 };
 

@@ -12,8 +12,10 @@ extern "C" {
 #include <unordered_map>
 
 #include "acme/crypto.h"
+#include "acme/log.h"
 #include "acme/schedule.h"
 #include "acme/shared_state.h"
+#include "acme/status_board.h"
 
 #define NGX_HTTP_ACME_VERSION "0.1.0"
 
@@ -103,6 +105,7 @@ struct ngx_http_acme_main_conf_t {
     ngx_http_acme_cert_index_t *cert_index;  // made by the first merge, freed with the pool
     ngx_array_t served;                      // ngx_http_acme_served_t
     ngx_shm_zone_t *zone;
+    ngx_shm_zone_t *status_zone;  // <zone name>_status, sized for the configuration
     ngx_str_t zone_name;
     size_t zone_size;
     ngx_array_t resolvers;  // ngx_str_t "ip:port" from the http block's resolver
@@ -164,6 +167,11 @@ char *ngx_http_acme_shared_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_http_acme_add_zone(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf);
 acme::SharedState *ngx_http_acme_shared_state(ngx_cycle_t *cycle);
 
+// ngx_http_acme_status.cpp
+char *ngx_http_acme_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_http_acme_add_status_zone(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf);
+acme::StatusBoard *ngx_http_acme_status_board(ngx_cycle_t *cycle);
+
 // ngx_http_acme_http01.cpp
 ngx_int_t ngx_http_acme_http01_init(ngx_conf_t *cf);
 
@@ -173,6 +181,13 @@ ngx_int_t ngx_http_acme_tls_alpn_add(ngx_conf_t *cf, ngx_http_acme_main_conf_t *
 // ngx_http_acme_helper.cpp
 ngx_int_t ngx_http_acme_add_helper(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf);
 ngx_int_t ngx_http_acme_init_single(ngx_cycle_t *cycle);
+
+// ngx_http_acme_log.cpp
+// The engine's Logger: lines queued for the main thread, which writes them
+// every 200 ms with ngx_log_error; made (and its timer started) on first call.
+acme::Logger *ngx_http_acme_engine_log(ngx_cycle_t *cycle);
+// Writes what is queued now (before exiting).
+void ngx_http_acme_drain_engine_log();
 
 // A NUL-terminated copy in the pool; data is NULL when out of memory.
 ngx_str_t ngx_http_acme_pstrdup(ngx_pool_t *pool, const std::string &s);

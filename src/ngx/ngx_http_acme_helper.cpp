@@ -3,54 +3,19 @@
 // only way a stock nginx spawns, respawns and replaces a helper), or the
 // single process with `master_process off`.
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
-#include <cstdio>
-#include <ctime>
 #include <exception>
 #include <memory>
 
 #include "acme/engine.h"
 #include "acme/identifier.h"
+#include "acme/status_sink.h"
 #include "ngx/ngx_http_acme.h"
 
 namespace {
 
-// Writes engine messages to nginx's error log files in nginx's own format.
-// The engine thread must not call nginx (its logging updates shared time
-// strings), so this formats the line itself and write()s it: the file
-// descriptors are read on each call, which keeps up with log reopening,
-// and so is the cycle: with master_process off a reload replaces it (and
-// frees the old one) under a running engine.
-class ErrorLogWriter : public acme::Logger {
-public:
-    void log(acme::LogLevel level, std::string_view message) override {
-        static const char *names[] = {"",     "emerg",  "alert", "crit", "error",
-                                      "warn", "notice", "info",  "debug"};
-        auto n = static_cast<ngx_uint_t>(level);
-        std::time_t now = std::time(nullptr);
-        struct tm tm;
-        localtime_r(&now, &tm);
-        char prefix[96];
-        int len = std::snprintf(
-            prefix, sizeof(prefix), "%4d/%02d/%02d %02d:%02d:%02d [%s] %d#%ld: ", tm.tm_year + 1900,
-            tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, names[n],
-            static_cast<int>(getpid()), static_cast<long>(syscall(SYS_gettid)));
-        std::string line(prefix, len);
-        line.append(message.data(), message.size());
-        line.push_back('\n');
-        for (ngx_log_t *l = ngx_cycle->log; l != nullptr; l = l->next) {
-            if (l->file == nullptr || l->file->fd == NGX_INVALID_FILE || n > l->log_level) {
-                continue;
-            }
-            ssize_t ignored = write(l->file->fd, line.data(), line.size());
-            (void)ignored;
-        }
-    }
-};
-
-ErrorLogWriter *engine_log;
+acme::StatusSink *status_sink;
 acme::Engine *engine;
 
 std::string user_agent() {
@@ -130,6 +95,7 @@ acme::EngineConfig engine_config(ngx_http_acme_main_conf_t *amcf) {
 // Everything the engine writes is already atomic on disk.
 void exit_now() {
     if (engine != nullptr && engine->running()) {
+        ngx_http_acme_drain_engine_log();
         _exit(0);
     }
 }
@@ -146,10 +112,16 @@ ngx_int_t start_engine(ngx_cycle_t *cycle) {
         return NGX_ERROR;
     }
     try {
-        auto log = std::make_unique<ErrorLogWriter>();
+        acme::Logger *log = ngx_http_acme_engine_log(cycle);
         auto started = std::make_unique<acme::Engine>(engine_config(amcf), *state, *log);
+        std::unique_ptr<acme::StatusSink> sink;
+        if (acme::StatusBoard *board = ngx_http_acme_status_board(cycle)) {
+            sink = std::make_unique<acme::StatusSink>(*board);
+            started->add_sink(*sink);
+            started->set_renew_requests(*board);
+        }
         started->start();
-        engine_log = log.release();
+        status_sink = sink.release();
         engine = started.release();
         std::atexit(exit_now);
     } catch (const std::exception &e) {

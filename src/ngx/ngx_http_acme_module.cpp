@@ -21,6 +21,8 @@ ngx_command_t ngx_http_acme_commands[] = {
      NGX_HTTP_SRV_CONF_OFFSET, 0, nullptr},
     {ngx_string("acme_shared_zone"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1, ngx_http_acme_shared_zone,
      NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
+    {ngx_string("acme_status"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS | NGX_CONF_TAKE1,
+     ngx_http_acme_status, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     ngx_null_command};
 
 ngx_http_module_t ngx_http_acme_module_ctx = {
@@ -170,6 +172,7 @@ ngx_int_t postconfiguration(ngx_conf_t *cf) {
     ngx_http_acme_warn_shared_certificates(cf, amcf);
     ngx_http_acme_drop_unused_pem(cf, amcf);
     if (collect_resolvers(cf, amcf) != NGX_OK || ngx_http_acme_add_zone(cf, amcf) != NGX_OK ||
+        ngx_http_acme_add_status_zone(cf, amcf) != NGX_OK ||
         ngx_http_acme_http01_init(cf) != NGX_OK || ngx_http_acme_add_helper(cf, amcf) != NGX_OK) {
         return NGX_ERROR;
     }
