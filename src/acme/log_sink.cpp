@@ -159,7 +159,7 @@ Line line(const RenewRequested& e) {
                                   (e.running ? ", an order is already running" : ", ordering now")};
 }
 Line line(const CommandOutput& e) {
-    return {e.failed ? LogLevel::error : LogLevel::info,
+    return {e.failed ? LogLevel::error : LogLevel::notice,
             "acme: event command (" + e.event + " " + e.cert + "): " + e.text};
 }
 Line line(const AccountKeyCreated& e) {

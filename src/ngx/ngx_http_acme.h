@@ -10,6 +10,7 @@ extern "C" {
 
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "acme/crypto.h"
 #include "acme/log.h"
@@ -55,6 +56,7 @@ struct ngx_http_acme_issuer_t {
     ngx_str_t preferred_chain;
     ngx_flag_t common_name_in_csr;
     acme::RenewBefore renew_before;  // renew_before_expiry; unset: default rule
+    ngx_array_t *event_command;      // ngx_str_t: path and arguments; null: the http block's
     ngx_uint_t used;                 // referenced by some acme_certificate
     u_char *file;
     ngx_uint_t line;
@@ -116,6 +118,9 @@ struct ngx_http_acme_main_conf_t {
     // only then does each process keep a PEM copy of what it serves.
     ngx_flag_t keep_pem_cert;
     ngx_flag_t keep_pem_key;
+    ngx_array_t *event_command;  // acme_event_command: ngx_str_t path and arguments, or null
+    ngx_msec_t event_timeout;
+    acme::RenewBefore warn_window;  // acme_warn_window; unset: 10 %
 };
 
 struct ngx_http_acme_srv_conf_t {
@@ -171,6 +176,14 @@ acme::SharedState *ngx_http_acme_shared_state(ngx_cycle_t *cycle);
 char *ngx_http_acme_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_http_acme_add_status_zone(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf);
 acme::StatusBoard *ngx_http_acme_status_board(ngx_cycle_t *cycle);
+
+// ngx_http_acme_events.cpp
+// acme_event_command in http, and (as event_command or acme_event_command)
+// in acme_issuer; acme_warn_window.
+char *ngx_http_acme_event_command(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_acme_issuer_event_command(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_acme_warn_window(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+std::vector<std::string> ngx_http_acme_strings(const ngx_array_t *a);
 
 // ngx_http_acme_http01.cpp
 ngx_int_t ngx_http_acme_http01_init(ngx_conf_t *cf);

@@ -8,6 +8,7 @@
 #include <exception>
 #include <memory>
 
+#include "acme/command_sink.h"
 #include "acme/engine.h"
 #include "acme/identifier.h"
 #include "acme/status_sink.h"
@@ -16,6 +17,8 @@
 namespace {
 
 acme::StatusSink *status_sink;
+acme::EngineConfig *command_config;  // what command_sink refers to
+acme::CommandSink *command_sink;
 acme::Engine *engine;
 
 std::string user_agent() {
@@ -25,6 +28,9 @@ std::string user_agent() {
 acme::EngineConfig engine_config(ngx_http_acme_main_conf_t *amcf) {
     acme::EngineConfig config;
     config.user_agent = user_agent();
+    config.event_command = ngx_http_acme_strings(amcf->event_command);
+    config.event_timeout = std::chrono::milliseconds(amcf->event_timeout);
+    config.warn_window = amcf->warn_window;
 
     std::vector<std::string> resolvers;
     auto *rs = static_cast<ngx_str_t *>(amcf->resolvers.elts);
@@ -66,6 +72,7 @@ acme::EngineConfig engine_config(ngx_http_acme_main_conf_t *amcf) {
         ic.preferred_chain = ngx_http_acme_string(is->preferred_chain);
         ic.common_name_in_csr = is->common_name_in_csr;
         ic.renew_before = is->renew_before;
+        ic.event_command = ngx_http_acme_strings(is->event_command);
         config.issuers.push_back(std::move(ic));
     }
 
@@ -113,7 +120,13 @@ ngx_int_t start_engine(ngx_cycle_t *cycle) {
     }
     try {
         acme::Logger *log = ngx_http_acme_engine_log(cycle);
-        auto started = std::make_unique<acme::Engine>(engine_config(amcf), *state, *log);
+        auto config = std::make_unique<acme::EngineConfig>(engine_config(amcf));
+        auto started = std::make_unique<acme::Engine>(*config, *state, *log);
+        auto commands = std::make_unique<acme::CommandSink>(*config, started->events());
+        if (commands->enabled()) {
+            started->add_sink(*commands);
+            started->set_order_hook(*commands);
+        }
         std::unique_ptr<acme::StatusSink> sink;
         if (acme::StatusBoard *board = ngx_http_acme_status_board(cycle)) {
             sink = std::make_unique<acme::StatusSink>(*board);
@@ -122,6 +135,8 @@ ngx_int_t start_engine(ngx_cycle_t *cycle) {
         }
         started->start();
         status_sink = sink.release();
+        command_sink = commands.release();
+        command_config = config.release();
         engine = started.release();
         std::atexit(exit_now);
     } catch (const std::exception &e) {

@@ -48,6 +48,10 @@ ngx_command_t ngx_http_acme_issuer_commands[] = {
      nullptr},
     {ngx_string("common_name_in_csr"), NGX_CONF_TAKE1, ngx_http_acme_issuer_flag, 0,
      offsetof(ngx_http_acme_issuer_t, common_name_in_csr), nullptr},
+    {ngx_string("event_command"), NGX_CONF_1MORE, ngx_http_acme_issuer_event_command, 0, 0,
+     nullptr},
+    {ngx_string("acme_event_command"), NGX_CONF_1MORE, ngx_http_acme_issuer_event_command, 0, 0,
+     nullptr},
     {ngx_string("renew_before_expiry"), NGX_CONF_TAKE1, ngx_http_acme_issuer_renew_before, 0, 0,
      nullptr},
     ngx_null_command};
