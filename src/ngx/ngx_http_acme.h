@@ -41,6 +41,8 @@ struct ngx_http_acme_tls_alpn_t;  // ngx_http_acme_tls_alpn.cpp
 struct ngx_http_acme_issuer_t {
     ngx_str_t name;
     ngx_str_t uri;
+    ngx_str_t uri_name;    // a named CA (letsencrypt, ...) or empty
+    bool needs_eab;        // the named CA requires external_account_key
     ngx_array_t contacts;  // ngx_str_t, with a scheme
     ngx_flag_t accept_tos;
     ngx_str_t account_key;              // "ecdsa:256"-style spec or an absolute file name

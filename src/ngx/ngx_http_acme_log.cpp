@@ -74,9 +74,21 @@ acme::Logger *ngx_http_acme_engine_log(ngx_cycle_t *cycle) {
 }
 
 void ngx_http_acme_drain_engine_log() {
-    if (queued_log != nullptr) {
-        // With master_process off a reload replaces the cycle: use the
-        // current one's log.
-        queued_log->drain(ngx_cycle->log);
+    if (queued_log == nullptr) {
+        return;
     }
+    // The http block's error_log (the main one when it has none), as for
+    // everything else of the http module. With master_process off a reload
+    // replaces the cycle: use the current one's.
+    ngx_log_t *log = ngx_cycle->log;
+    auto **ctx = reinterpret_cast<void **>(ngx_cycle->conf_ctx[ngx_http_module.index]);
+    if (ctx != nullptr) {
+        auto *http = reinterpret_cast<ngx_http_conf_ctx_t *>(ctx);
+        auto *clcf =
+            static_cast<ngx_http_core_loc_conf_t *>(http->loc_conf[ngx_http_core_module.ctx_index]);
+        if (clcf != nullptr && clcf->error_log != nullptr) {
+            log = clcf->error_log;
+        }
+    }
+    queued_log->drain(log);
 }
