@@ -75,8 +75,12 @@ is $c->{issuer}, 'pebble', 'issuer';
 like $c->{id}, qr/^example\.test-[0-9a-f]{8}$/, 'id is the store basename';
 is $c->{keys}[0]{type}, 'ecdsa:256', 'key type';
 like $c->{keys}[0]{sha256}, qr/^[0-9a-f]{64}$/, 'sha256 fingerprint';
-my $served = $t->tls_get(name => 'example.test', port => $t->port('https'), request => '/');
-is $c->{keys}[0]{not_after}, $served->{not_after}, 'not_after is what is served';
+# Workers swap within 100 ms of the status showing it.
+my $served = $t->wait_for(sub {
+    my $r = $t->tls_get(name => 'example.test', port => $t->port('https'), request => '/');
+    ($r->{not_after} // 0) == $c->{keys}[0]{not_after} ? $r : undef
+}, timeout => 5);
+ok $served, 'not_after is what is served';
 cmp_ok $c->{renew_at}, '>', time, 'renew_at ahead';
 cmp_ok $c->{renew_at}, '<', $c->{keys}[0]{not_after}, 'renew_at before expiry';
 is $c->{renew_reason}, 'lifetime', 'renew_reason';

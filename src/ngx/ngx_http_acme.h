@@ -199,7 +199,7 @@ ngx_int_t ngx_http_acme_init_single(ngx_cycle_t *cycle);
 
 // ngx_http_acme_log.cpp
 // The engine's Logger: lines queued for the main thread, which writes them
-// every 200 ms with ngx_log_error; made (and its timer started) on first call.
+// every 100 ms with ngx_log_error; made (and its timer started) on first call.
 acme::Logger *ngx_http_acme_engine_log(ngx_cycle_t *cycle);
 // Writes what is queued now (before exiting).
 void ngx_http_acme_drain_engine_log();

@@ -12,7 +12,7 @@
 
 namespace {
 
-constexpr ngx_msec_t drain_interval = 200;
+constexpr ngx_msec_t drain_interval = 100;
 constexpr size_t max_queued = 10000;  // lines; more are counted and dropped
 
 class QueuedLog : public acme::Logger {
