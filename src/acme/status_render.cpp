@@ -2,7 +2,7 @@
 // everywhere (null in JSON when unknown), as Prometheus wants them.
 #include "status_render.h"
 
-#include <cstdio>
+#include "json.h"
 
 namespace acme {
 
@@ -121,38 +121,6 @@ void gauge(Chunker& o, const std::vector<CertificateView>& certs, const char* na
 bool has_cert(const CertificateView& c) { return c.status && c.status->has_cert; }
 
 }  // namespace
-
-std::string json_quote(std::string_view s) {
-    std::string out = "\"";
-    for (unsigned char ch : s) {
-        switch (ch) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                if (ch < 0x20) {
-                    char buf[8];
-                    std::snprintf(buf, sizeof(buf), "\\u%04x", ch);
-                    out += buf;
-                } else {
-                    out += static_cast<char>(ch);
-                }
-        }
-    }
-    return out + "\"";
-}
 
 std::string certificate_state(const CertificateView& c, std::time_t now) {
     if (!c.status) return "pending";

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "json.h"
 #include "status_board.h"
 
 namespace acme {
@@ -38,8 +39,5 @@ void render_status_json(std::string_view version, std::time_t now,
                         const std::vector<IssuerView>& issuers, const StatusOutput& out);
 void render_status_prometheus(std::time_t now, const std::vector<CertificateView>& certificates,
                               const std::vector<IssuerView>& issuers, const StatusOutput& out);
-
-// A JSON string literal, quotes included.
-std::string json_quote(std::string_view s);
 
 }  // namespace acme
