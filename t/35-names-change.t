@@ -50,6 +50,7 @@ $conf =~ s/server_name a\.test;/server_name a.test new.a.test;/ or die;
 $conf =~ s/    server \{\n[^}]*server_name b\.test;[^}]*\}\n//s or die;
 $t->write_nginx_conf($conf);
 my $mark = $t->log_mark;
+my $old_helper = $t->helper_pid;
 $t->reload_nginx;
 
 my $r = $t->wait_for(sub {
@@ -59,7 +60,9 @@ my $r = $t->wait_for(sub {
 ok $r, 'the new name is served with a valid certificate after the reload';
 is_deeply [sort @{ $r->{sans} // [] }], ['a.test', 'new.a.test'], 'for exactly the configured names';
 like $t->error_log($mark), qr/engine started for 1 certificate\(s\)/, 'the new engine manages one certificate';
-unlike $t->error_log($mark), qr/acme: certificate "b\.test"/, 'and does not look at b.test';
+# The old helper's last lines can be written after the reload's mark.
+unlike join('', grep { !/\[\w+\] $old_helper#/ } split /^/, $t->error_log($mark)),
+    qr/acme: certificate "b\.test"/, 'and does not look at b.test';
 
 # Over several renewal periods: a.test keeps being renewed, b.test not.
 my $b_mtime = (stat $b_crt)[9];

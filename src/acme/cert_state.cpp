@@ -119,10 +119,53 @@ void inspect(const EngineContext& ctx, CertState& c) {
         }
         ctx.report(e);
     }
+    c.missing_reason = reason;
     c.due = c.next_due();
+    report_state(ctx, c);
 }
 
 }  // namespace
+
+void report_state(const EngineContext& ctx, const CertState& c) {
+    events::CertificateState e;
+    e.cert = c.ref();
+    e.issuer = c.issuer->config->name;
+    e.key_type = key_type_name(c.config->key_type);
+    if (c.current) {
+        e.has_cert = true;
+        e.not_before = c.current->not_before;
+        e.not_after = c.current->not_after;
+        e.serial = c.current->serial_hex;
+        e.sha256 = c.current->sha256_hex;
+    }
+    if (c.ari_window) {
+        e.has_ari = true;
+        e.ari_start = c.ari_window->start;
+        e.ari_end = c.ari_window->end;
+    }
+    e.failures = c.failures;
+    if (c.renew_requested) {
+        e.renew_reason = "requested";
+    } else if (c.failures > 0) {
+        e.renew_reason = "retry";
+    } else if (!c.current) {
+        e.renew_reason = c.missing_reason.empty() ? "missing" : c.missing_reason;
+    } else if (c.ari_window && c.renewal_at != c.ratio_pick) {
+        e.renew_reason = "ari";
+    } else {
+        e.renew_reason = "lifetime";
+    }
+    e.renew_at = c.renew_requested ? ctx.now() : c.next_due();
+    if (!c.current || c.failures > 0) e.next_attempt = c.retry_at;
+    if (c.last_error) {
+        e.has_error = true;
+        e.error_type = c.last_error->type;
+        e.error_detail = c.last_error->detail;
+        e.error_at = c.last_error->at;
+    }
+    e.retry_after_until = c.retry_after_until;
+    ctx.report(e);
+}
 
 void inspect_stored(const EngineContext& ctx, CertState& c) {
     try {
@@ -166,10 +209,12 @@ void write_record(const EngineContext& ctx, const CertState& c, std::time_t now)
     } catch (const std::exception& e) {
         ctx.report(events::StorageFailed{e.what(), false});
     }
+    report_state(ctx, c);
 }
 
 void record_issued(const EngineContext& ctx, CertState& c, std::chrono::duration<double> took) {
     std::time_t now = ctx.now();
+    c.renew_requested = false;
     c.failures = 0;
     c.retry_after_until = 0;
     c.last_error.reset();
@@ -187,9 +232,22 @@ void record_issued(const EngineContext& ctx, CertState& c, std::chrono::duration
     ctx.board.certificate_updated(c.basename);
 }
 
+void postpone_order(const EngineContext& ctx, CertState& c, const std::string& why) {
+    std::time_t at = ctx.now() + static_cast<std::time_t>(ctx.config.postpone_delay.count());
+    c.renew_requested = false;
+    if (!c.current || c.failures > 0) {
+        c.retry_at = at;
+    } else {
+        c.renewal_at = at;
+    }
+    ctx.report(events::OrderPostponed{c.ref(), why, at});
+    report_state(ctx, c);
+}
+
 void record_failure(const EngineContext& ctx, CertState& c, LastError failure,
                     std::optional<std::chrono::seconds> retry_after) {
     std::time_t now = ctx.now();
+    c.renew_requested = false;
     ++c.failures;
     failure.at = now;
     std::time_t lifetime = c.current ? c.current->not_after - c.current->not_before : 0;

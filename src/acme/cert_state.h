@@ -48,17 +48,21 @@ struct CertState {
     std::time_t ari_check_at = 0;  // 0: no ARI check planned
     int ari_failures = 0;          // in a row, to warn only once
     std::time_t renewal_at = 0;    // ratio_pick, or earlier when ARI says so
+    std::string missing_reason;    // why there is no current certificate
+    bool renew_requested = false;  // renew-now: order at once, whatever is stored
 
     CertRef ref() const { return {basename, name}; }
     Storage& storage() const { return *issuer->storage; }
 
     // Due when missing or failing: the retry time; else the renewal time.
     bool order_due(std::time_t now) const {
+        if (renew_requested) return true;
         return (!current || failures > 0) ? now >= retry_at : now >= renewal_at;
     }
     // ARI can only bring renewal forward: it is not asked once renewal is
     // due or failing.
     std::time_t next_due() const {
+        if (renew_requested) return 0;
         if (!current || failures > 0) return retry_at;
         return ari_check_at != 0 ? std::min(renewal_at, ari_check_at) : renewal_at;
     }
@@ -68,11 +72,16 @@ struct CertState {
 // act on it (at start-up, and when the storage or a lease was in the way).
 void inspect_stored(const EngineContext& ctx, CertState& c);
 
-// Writes <id>.json from the state; a failure is reported, not thrown.
+// Tells the sinks what is known now (events::CertificateState).
+void report_state(const EngineContext& ctx, const CertState& c);
+
+// Writes <id>.json from the state (and reports it); a failure is reported, not thrown.
 void write_record(const EngineContext& ctx, const CertState& c, std::time_t now);
 
 // The outcome of an order attempt: the state, the record and the event.
 void record_issued(const EngineContext& ctx, CertState& c, std::chrono::duration<double> took);
+// The order hook said not now: ask again after the configured delay.
+void postpone_order(const EngineContext& ctx, CertState& c, const std::string& why);
 void record_failure(const EngineContext& ctx, CertState& c, LastError failure,
                     std::optional<std::chrono::seconds> retry_after);
 

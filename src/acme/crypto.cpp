@@ -533,6 +533,10 @@ CertificateInfo inspect_certificate(std::string_view pem_chain) {
     info.not_before = to_time_t(X509_get0_notBefore(cert.get()), "notBefore");
     info.not_after = to_time_t(X509_get0_notAfter(cert.get()), "notAfter");
     info.serial_hex = serial_hex(cert.get());
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    if (X509_digest(cert.get(), EVP_sha256(), md, &md_len) != 1) fail("X509_digest() failed");
+    info.sha256_hex = hex(std::string_view(reinterpret_cast<const char*>(md), md_len));
     info.ari_cert_id = ari_cert_id(cert.get());
     info.issuer_cn = name_entry(X509_get_issuer_name(cert.get()), NID_commonName);
     info.subject_cn = name_entry(X509_get_subject_name(cert.get()), NID_commonName);

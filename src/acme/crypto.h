@@ -77,6 +77,7 @@ struct CertificateInfo {
     std::time_t not_before = 0;
     std::time_t not_after = 0;
     std::string serial_hex;   // lower-case, no leading zeros
+    std::string sha256_hex;   // fingerprint of the leaf's DER, lower-case
     std::string ari_cert_id;  // RFC 9773 certificate identifier; empty without an AKI
     std::string issuer_cn;    // of the leaf
     std::string subject_cn;

@@ -214,6 +214,12 @@ Engine::~Engine() { stop(); }
 
 void Engine::add_sink(EventSink& sink) { impl_->sinks.add(sink); }
 
+EventSink& Engine::events() { return impl_->sinks; }
+
+void Engine::set_order_hook(OrderHook& hook) { impl_->ctx.hook = &hook; }
+
+void Engine::set_renew_requests(RenewRequests& requests) { impl_->ctx.requests = &requests; }
+
 void Engine::start() {
     Impl& im = *impl_;
     if (im.started) return;

@@ -11,7 +11,9 @@
 #include "engine_config.h"
 #include "events.h"
 #include "log.h"
+#include "order_hook.h"
 #include "shared_state.h"
+#include "status_board.h"
 #include "storage.h"
 
 namespace acme {
@@ -34,6 +36,13 @@ public:
     bool running() const;
     // Another sink for the engine's events; before start() only.
     void add_sink(EventSink& sink);
+    // The engine's sinks, for a sink that reports events of its own (the
+    // event command's output) from its own thread.
+    EventSink& events();
+    // Asked before every order (the event command's "renewing"); before start() only.
+    void set_order_hook(OrderHook& hook);
+    // Where renew-now requests come from (the status area); before start() only.
+    void set_renew_requests(RenewRequests& requests);
 
 private:
     struct Impl;

@@ -38,8 +38,9 @@ struct IssuerConfig {
     // Issuer CN of the topmost certificate of the chain to store when the
     // CA offers alternates; empty: the CA's default chain.
     std::string preferred_chain;
-    bool common_name_in_csr = false;  // never for IP identifiers
-    RenewBefore renew_before;         // renew_before_expiry; unset: the default rule
+    bool common_name_in_csr = false;         // never for IP identifiers
+    RenewBefore renew_before;                // renew_before_expiry; unset: the default rule
+    std::vector<std::string> event_command;  // path and arguments; empty: the engine's
 };
 
 struct CertificateConfig {
@@ -59,6 +60,13 @@ struct EngineConfig {
     // After the engine failed as a whole it starts again after this delay,
     // doubled with every failure in a row, at most 10 minutes.
     std::chrono::milliseconds restart_delay{5000};
+    // acme_event_command (path and arguments), its timeout, and how much of
+    // the lifetime left makes "expiring" (default 10 %).
+    std::vector<std::string> event_command;
+    std::chrono::milliseconds event_timeout{30000};
+    RenewBefore warn_window{0, 10};
+    // An order the OrderHook postponed is asked about again after this.
+    std::chrono::seconds postpone_delay{600};
     std::string user_agent;  // "ngx_http_acme_module/<version> nginx/<version>"
 };
 

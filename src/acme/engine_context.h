@@ -14,7 +14,9 @@
 
 #include "engine_config.h"
 #include "events.h"
+#include "order_hook.h"
 #include "shared_state.h"
+#include "status_board.h"
 
 namespace acme {
 
@@ -70,6 +72,8 @@ struct EngineContext {
     EventSink& events;
     StopSignal& stop;
     RandomSource& random;
+    OrderHook* hook = nullptr;          // asked before every order; null: none
+    RenewRequests* requests = nullptr;  // renew-now, polled by the scheduler; null: none
 
     // The wall clock, in one place.
     std::time_t now() const { return std::time(nullptr); }

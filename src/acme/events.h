@@ -171,6 +171,49 @@ struct Expiring {
     bool expired = false;
 };
 
+// What is known of a certificate after start-up or any change (stored
+// certificate, schedule, failures): the status page's record. No log line.
+struct CertificateState {
+    CertRef cert;
+    std::string issuer;
+    std::string key_type;
+    bool has_cert = false;
+    std::time_t not_before = 0;
+    std::time_t not_after = 0;
+    std::string serial;
+    std::string sha256;
+    std::time_t renew_at = 0;  // renewal, or the next attempt when missing or failing
+    std::string renew_reason;
+    bool has_ari = false;
+    std::time_t ari_start = 0;
+    std::time_t ari_end = 0;
+    std::time_t next_attempt = 0;  // 0: none planned but renewal
+    int failures = 0;
+    bool has_error = false;
+    std::string error_type;
+    std::string error_detail;
+    std::time_t error_at = 0;
+    std::time_t retry_after_until = 0;
+};
+// The order hook (OrderHook) said not now.
+struct OrderPostponed {
+    CertRef cert;
+    std::string why;
+    std::time_t next_attempt = 0;
+};
+// Renew-now asked for a certificate (through the status page).
+struct RenewRequested {
+    CertRef cert;
+    bool running = false;  // an order is already running: it is that one
+};
+// A line of an event command's output, or how it ended.
+struct CommandOutput {
+    std::string event;
+    std::string cert;
+    std::string text;
+    bool failed = false;  // a non-zero exit, a signal, a timeout, or no start
+};
+
 struct AccountKeyCreated {
     std::string issuer;
     std::string where;
@@ -195,6 +238,7 @@ using Event = std::variant<
     events::SavedOrderDropped, events::SavedOrderIgnored, events::ChallengeFallback,
     events::AuthorizationValid, events::AlternateChain, events::NoPreferredChain,
     events::NamesMismatch, events::Issued, events::Failed, events::Expiring,
+    events::CertificateState, events::OrderPostponed, events::RenewRequested, events::CommandOutput,
     events::AccountKeyCreated, events::AccountRegistered, events::AccountLost>;
 
 // Called from the engine's threads, one event at a time (EventSinks

@@ -5,6 +5,7 @@
 #include <jansson.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 
@@ -211,5 +212,39 @@ Json& Json::push(const Json& value) {
 std::string Json::dump() const { return dump_with(j_, JSON_COMPACT | JSON_PRESERVE_ORDER); }
 
 std::string Json::dump_pretty() const { return dump_with(j_, JSON_INDENT(2) | JSON_SORT_KEYS); }
+
+// A JSON string literal for text (RFC 8259 section 7).
+std::string json_quote(std::string_view text) {
+    std::string out = "\"";
+    for (char c : text) {
+        switch (c) {
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            default:
+                if (static_cast<unsigned char>(c) < 0x20) {
+                    char buf[8];
+                    std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+                    out += buf;
+                } else {
+                    out += c;
+                }
+        }
+    }
+    out += '"';
+    return out;
+}
 
 }  // namespace acme

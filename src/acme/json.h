@@ -72,4 +72,8 @@ private:
     json_t* j_;
 };
 
+// A JSON string literal for text (RFC 8259 section 7), quotes included:
+// for JSON written by hand (JWS, the status page).
+std::string json_quote(std::string_view text);
+
 }  // namespace acme

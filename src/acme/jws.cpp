@@ -5,57 +5,22 @@
 #include <cstdio>
 
 #include "base64url.h"
+#include "json.h"
 
 namespace acme {
 
-namespace {
-
-// A JSON string literal for text (RFC 8259 section 7).
-std::string json_string(std::string_view text) {
-    std::string out = "\"";
-    for (char c : text) {
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                if (static_cast<unsigned char>(c) < 0x20) {
-                    char buf[8];
-                    std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-                    out += buf;
-                } else {
-                    out += c;
-                }
-        }
-    }
-    out += '"';
-    return out;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 std::string jws_sign(const PrivateKey& key, std::string_view url, std::string_view nonce,
                      std::string_view kid, std::string_view payload) {
     // RFC 8555 section 6.2: "kid" once the account exists, "jwk" only for
     // newAccount (and revocation by certificate key).
-    std::string header = "{\"alg\":" + json_string(key.jws_alg());
+    std::string header = "{\"alg\":" + json_quote(key.jws_alg());
     if (kid.empty())
         header += ",\"jwk\":" + key.jwk();
     else
-        header += ",\"kid\":" + json_string(kid);
-    header += ",\"nonce\":" + json_string(nonce) + ",\"url\":" + json_string(url) + "}";
+        header += ",\"kid\":" + json_quote(kid);
+    header += ",\"nonce\":" + json_quote(nonce) + ",\"url\":" + json_quote(url) + "}";
 
     std::string protected64 = base64url_encode(header);
     // POST-as-GET signs an empty payload, which base64url-encodes to "".
@@ -69,8 +34,8 @@ std::string jws_external_account_binding(const PrivateKey& account_key, std::str
                                          std::string_view kid, std::string_view mac_key,
                                          std::string_view url) {
     // No nonce here: the outer newAccount JWS carries it (section 7.3.4).
-    std::string header = "{\"alg\":" + json_string(alg) + ",\"kid\":" + json_string(kid) +
-                         ",\"url\":" + json_string(url) + "}";
+    std::string header = "{\"alg\":" + json_quote(alg) + ",\"kid\":" + json_quote(kid) +
+                         ",\"url\":" + json_quote(url) + "}";
     std::string protected64 = base64url_encode(header);
     std::string payload64 = base64url_encode(account_key.jwk());
     std::string mac = hmac(alg, mac_key, protected64 + "." + payload64);

@@ -149,6 +149,19 @@ Line line(const Expiring& e) {
     return {LogLevel::warn, certificate(e.cert) + (e.expired ? " expired at " : " expires at ") +
                                 format_time(e.not_after) + " and could not be renewed yet"};
 }
+Line line(const CertificateState&) { return {LogLevel::debug, ""}; }
+Line line(const OrderPostponed& e) {
+    return {LogLevel::notice, certificate(e.cert) + ": renewal postponed (" + e.why +
+                                  "), next attempt at " + format_time(e.next_attempt)};
+}
+Line line(const RenewRequested& e) {
+    return {LogLevel::notice, certificate(e.cert) + ": renewal requested" +
+                                  (e.running ? ", an order is already running" : ", ordering now")};
+}
+Line line(const CommandOutput& e) {
+    return {e.failed ? LogLevel::error : LogLevel::notice,
+            "acme: event command (" + e.event + " " + e.cert + "): " + e.text};
+}
 Line line(const AccountKeyCreated& e) {
     return {LogLevel::notice,
             "acme: issuer " + quoted(e.issuer) + ": created account key " + quoted(e.where)};
@@ -174,6 +187,7 @@ std::string format_time(std::time_t t) {
 
 void LogSink::on_event(const Event& event) {
     Line l = std::visit([](const auto& e) { return line(e); }, event);
+    if (l.text.empty()) return;  // for other sinks only
     logger_.log(l.level, l.text);
 }
 

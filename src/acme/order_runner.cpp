@@ -98,6 +98,11 @@ std::string top_issuer(const std::string& chain) {
 }  // namespace
 
 void attempt_order(const EngineContext& ctx, CertState& c, HttpClient& http) {
+    if (std::string why;
+        ctx.hook && !ctx.hook->before_order(c.ref(), c.issuer->config->name, why)) {
+        postpone_order(ctx, c, why);
+        return;
+    }
     auto started = SteadyClock::now();
     std::optional<LastError> failure;
     std::optional<seconds> retry_after;

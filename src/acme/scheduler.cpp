@@ -48,7 +48,13 @@ void Scheduler::join_workers() {
 void Scheduler::run() {
     {
         std::unique_lock<std::mutex> lk(mutex_);
+        std::uint64_t requests_seen = ctx_.requests ? ctx_.requests->request_sequence() : 0;
+        take_renew_requests();
         while (!ctx_.stop.requested()) {
+            if (ctx_.requests && ctx_.requests->request_sequence() != requests_seen) {
+                requests_seen = ctx_.requests->request_sequence();
+                take_renew_requests();
+            }
             std::time_t now = ctx_.now();
             std::time_t next = 0;
             bool have_next = false;
@@ -71,7 +77,9 @@ void Scheduler::run() {
                 leftovers_withdrawn_ = true;
                 withdraw_leftover_answers();
             }
-            auto limit = std::chrono::system_clock::now() + max_idle_wait;
+            // Renew-now requests are looked for every second (one load).
+            auto limit = std::chrono::system_clock::now() +
+                         (ctx_.requests ? std::chrono::seconds(1) : max_idle_wait);
             auto until =
                 have_next ? std::min(limit, std::chrono::system_clock::from_time_t(next)) : limit;
             wake_.wait_until(lk, until);
@@ -79,6 +87,23 @@ void Scheduler::run() {
         work_.notify_all();
     }
     join_workers();
+}
+
+// Called with mutex_ held: a requested certificate is due at once, with a
+// new key and order; one whose order runs already is left to it.
+void Scheduler::take_renew_requests() {
+    if (ctx_.requests == nullptr) return;
+    for (const std::string& id : ctx_.requests->take_renew_requests()) {
+        for (auto& c : certs_) {
+            if (c->basename != id) continue;
+            ctx_.report(events::RenewRequested{c->ref(), c->in_flight});
+            if (c->in_flight) break;
+            c->renew_requested = true;
+            c->due = ctx_.now();
+            report_state(ctx_, *c);
+            break;
+        }
+    }
 }
 
 // A helper that was killed (kill -9, or ended by a reload in the middle of

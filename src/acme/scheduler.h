@@ -42,6 +42,7 @@ private:
     void worker_main();
     std::optional<std::time_t> run_job(CertState& c, Clients& clients);
     void withdraw_leftover_answers();
+    void take_renew_requests();
     void join_workers();
 
     const EngineContext& ctx_;

@@ -10,10 +10,13 @@ extern "C" {
 
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "acme/crypto.h"
+#include "acme/log.h"
 #include "acme/schedule.h"
 #include "acme/shared_state.h"
+#include "acme/status_board.h"
 
 #define NGX_HTTP_ACME_VERSION "0.1.0"
 
@@ -38,6 +41,8 @@ struct ngx_http_acme_tls_alpn_t;  // ngx_http_acme_tls_alpn.cpp
 struct ngx_http_acme_issuer_t {
     ngx_str_t name;
     ngx_str_t uri;
+    ngx_str_t uri_name;    // a named CA (letsencrypt, ...) or empty
+    bool needs_eab;        // the named CA requires external_account_key
     ngx_array_t contacts;  // ngx_str_t, with a scheme
     ngx_flag_t accept_tos;
     ngx_str_t account_key;              // "ecdsa:256"-style spec or an absolute file name
@@ -53,6 +58,7 @@ struct ngx_http_acme_issuer_t {
     ngx_str_t preferred_chain;
     ngx_flag_t common_name_in_csr;
     acme::RenewBefore renew_before;  // renew_before_expiry; unset: default rule
+    ngx_array_t *event_command;      // ngx_str_t: path and arguments; null: the http block's
     ngx_uint_t used;                 // referenced by some acme_certificate
     u_char *file;
     ngx_uint_t line;
@@ -103,6 +109,7 @@ struct ngx_http_acme_main_conf_t {
     ngx_http_acme_cert_index_t *cert_index;  // made by the first merge, freed with the pool
     ngx_array_t served;                      // ngx_http_acme_served_t
     ngx_shm_zone_t *zone;
+    ngx_shm_zone_t *status_zone;  // <zone name>_status, sized for the configuration
     ngx_str_t zone_name;
     size_t zone_size;
     ngx_array_t resolvers;  // ngx_str_t "ip:port" from the http block's resolver
@@ -113,6 +120,9 @@ struct ngx_http_acme_main_conf_t {
     // only then does each process keep a PEM copy of what it serves.
     ngx_flag_t keep_pem_cert;
     ngx_flag_t keep_pem_key;
+    ngx_array_t *event_command;  // acme_event_command: ngx_str_t path and arguments, or null
+    ngx_msec_t event_timeout;
+    acme::RenewBefore warn_window;  // acme_warn_window; unset: 10 %
 };
 
 struct ngx_http_acme_srv_conf_t {
@@ -164,6 +174,19 @@ char *ngx_http_acme_shared_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_http_acme_add_zone(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf);
 acme::SharedState *ngx_http_acme_shared_state(ngx_cycle_t *cycle);
 
+// ngx_http_acme_status.cpp
+char *ngx_http_acme_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_http_acme_add_status_zone(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf);
+acme::StatusBoard *ngx_http_acme_status_board(ngx_cycle_t *cycle);
+
+// ngx_http_acme_events.cpp
+// acme_event_command in http, and (as event_command or acme_event_command)
+// in acme_issuer; acme_warn_window.
+char *ngx_http_acme_event_command(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_acme_issuer_event_command(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_acme_warn_window(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+std::vector<std::string> ngx_http_acme_strings(const ngx_array_t *a);
+
 // ngx_http_acme_http01.cpp
 ngx_int_t ngx_http_acme_http01_init(ngx_conf_t *cf);
 
@@ -173,6 +196,13 @@ ngx_int_t ngx_http_acme_tls_alpn_add(ngx_conf_t *cf, ngx_http_acme_main_conf_t *
 // ngx_http_acme_helper.cpp
 ngx_int_t ngx_http_acme_add_helper(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf);
 ngx_int_t ngx_http_acme_init_single(ngx_cycle_t *cycle);
+
+// ngx_http_acme_log.cpp
+// The engine's Logger: lines queued for the main thread, which writes them
+// every 100 ms with ngx_log_error; made (and its timer started) on first call.
+acme::Logger *ngx_http_acme_engine_log(ngx_cycle_t *cycle);
+// Writes what is queued now (before exiting).
+void ngx_http_acme_drain_engine_log();
 
 // A NUL-terminated copy in the pool; data is NULL when out of memory.
 ngx_str_t ngx_http_acme_pstrdup(ngx_pool_t *pool, const std::string &s);

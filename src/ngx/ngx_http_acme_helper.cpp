@@ -3,54 +3,22 @@
 // only way a stock nginx spawns, respawns and replaces a helper), or the
 // single process with `master_process off`.
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
-#include <cstdio>
-#include <ctime>
 #include <exception>
 #include <memory>
 
+#include "acme/command_sink.h"
 #include "acme/engine.h"
 #include "acme/identifier.h"
+#include "acme/status_sink.h"
 #include "ngx/ngx_http_acme.h"
 
 namespace {
 
-// Writes engine messages to nginx's error log files in nginx's own format.
-// The engine thread must not call nginx (its logging updates shared time
-// strings), so this formats the line itself and write()s it: the file
-// descriptors are read on each call, which keeps up with log reopening,
-// and so is the cycle: with master_process off a reload replaces it (and
-// frees the old one) under a running engine.
-class ErrorLogWriter : public acme::Logger {
-public:
-    void log(acme::LogLevel level, std::string_view message) override {
-        static const char *names[] = {"",     "emerg",  "alert", "crit", "error",
-                                      "warn", "notice", "info",  "debug"};
-        auto n = static_cast<ngx_uint_t>(level);
-        std::time_t now = std::time(nullptr);
-        struct tm tm;
-        localtime_r(&now, &tm);
-        char prefix[96];
-        int len = std::snprintf(
-            prefix, sizeof(prefix), "%4d/%02d/%02d %02d:%02d:%02d [%s] %d#%ld: ", tm.tm_year + 1900,
-            tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, names[n],
-            static_cast<int>(getpid()), static_cast<long>(syscall(SYS_gettid)));
-        std::string line(prefix, len);
-        line.append(message.data(), message.size());
-        line.push_back('\n');
-        for (ngx_log_t *l = ngx_cycle->log; l != nullptr; l = l->next) {
-            if (l->file == nullptr || l->file->fd == NGX_INVALID_FILE || n > l->log_level) {
-                continue;
-            }
-            ssize_t ignored = write(l->file->fd, line.data(), line.size());
-            (void)ignored;
-        }
-    }
-};
-
-ErrorLogWriter *engine_log;
+acme::StatusSink *status_sink;
+acme::EngineConfig *command_config;  // what command_sink refers to
+acme::CommandSink *command_sink;
 acme::Engine *engine;
 
 std::string user_agent() {
@@ -60,6 +28,9 @@ std::string user_agent() {
 acme::EngineConfig engine_config(ngx_http_acme_main_conf_t *amcf) {
     acme::EngineConfig config;
     config.user_agent = user_agent();
+    config.event_command = ngx_http_acme_strings(amcf->event_command);
+    config.event_timeout = std::chrono::milliseconds(amcf->event_timeout);
+    config.warn_window = amcf->warn_window;
 
     std::vector<std::string> resolvers;
     auto *rs = static_cast<ngx_str_t *>(amcf->resolvers.elts);
@@ -101,6 +72,7 @@ acme::EngineConfig engine_config(ngx_http_acme_main_conf_t *amcf) {
         ic.preferred_chain = ngx_http_acme_string(is->preferred_chain);
         ic.common_name_in_csr = is->common_name_in_csr;
         ic.renew_before = is->renew_before;
+        ic.event_command = ngx_http_acme_strings(is->event_command);
         config.issuers.push_back(std::move(ic));
     }
 
@@ -130,6 +102,7 @@ acme::EngineConfig engine_config(ngx_http_acme_main_conf_t *amcf) {
 // Everything the engine writes is already atomic on disk.
 void exit_now() {
     if (engine != nullptr && engine->running()) {
+        ngx_http_acme_drain_engine_log();
         _exit(0);
     }
 }
@@ -146,10 +119,24 @@ ngx_int_t start_engine(ngx_cycle_t *cycle) {
         return NGX_ERROR;
     }
     try {
-        auto log = std::make_unique<ErrorLogWriter>();
-        auto started = std::make_unique<acme::Engine>(engine_config(amcf), *state, *log);
+        acme::Logger *log = ngx_http_acme_engine_log(cycle);
+        auto config = std::make_unique<acme::EngineConfig>(engine_config(amcf));
+        auto started = std::make_unique<acme::Engine>(*config, *state, *log);
+        auto commands = std::make_unique<acme::CommandSink>(*config, started->events());
+        if (commands->enabled()) {
+            started->add_sink(*commands);
+            started->set_order_hook(*commands);
+        }
+        std::unique_ptr<acme::StatusSink> sink;
+        if (acme::StatusBoard *board = ngx_http_acme_status_board(cycle)) {
+            sink = std::make_unique<acme::StatusSink>(*board);
+            started->add_sink(*sink);
+            started->set_renew_requests(*board);
+        }
         started->start();
-        engine_log = log.release();
+        status_sink = sink.release();
+        command_sink = commands.release();
+        command_config = config.release();
         engine = started.release();
         std::atexit(exit_now);
     } catch (const std::exception &e) {

@@ -48,6 +48,10 @@ ngx_command_t ngx_http_acme_issuer_commands[] = {
      nullptr},
     {ngx_string("common_name_in_csr"), NGX_CONF_TAKE1, ngx_http_acme_issuer_flag, 0,
      offsetof(ngx_http_acme_issuer_t, common_name_in_csr), nullptr},
+    {ngx_string("event_command"), NGX_CONF_1MORE, ngx_http_acme_issuer_event_command, 0, 0,
+     nullptr},
+    {ngx_string("acme_event_command"), NGX_CONF_1MORE, ngx_http_acme_issuer_event_command, 0, 0,
+     nullptr},
     {ngx_string("renew_before_expiry"), NGX_CONF_TAKE1, ngx_http_acme_issuer_renew_before, 0, 0,
      nullptr},
     ngx_null_command};
@@ -113,13 +117,41 @@ char *ngx_http_acme_issuer_directive(ngx_conf_t *cf, ngx_command_t *, void *conf
     return ngx_http_acme_conf_error(cf, 0, "unknown directive \"%V\" in acme_issuer", &value[0]);
 }
 
+// CAs by name: uri letsencrypt; those marked need external_account_key.
+struct named_ca_t {
+    ngx_str_t name;
+    ngx_str_t directory;
+    bool needs_eab;
+};
+
+const named_ca_t named_cas[] = {
+    {ngx_string("letsencrypt"), ngx_string("https://acme-v02.api.letsencrypt.org/directory"),
+     false},
+    {ngx_string("letsencrypt-staging"),
+     ngx_string("https://acme-staging-v02.api.letsencrypt.org/directory"), false},
+    {ngx_string("zerossl"), ngx_string("https://acme.zerossl.com/v2/DV90"), true},
+    {ngx_string("google"), ngx_string("https://dv.acme-v02.api.pki.goog/directory"), true},
+    {ngx_string("google-staging"), ngx_string("https://dv.acme-v02.test-api.pki.goog/directory"),
+     true},
+};
+
 char *ngx_http_acme_issuer_uri(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) {
     auto *issuer = static_cast<ngx_http_acme_issuer_t *>(conf);
     ngx_str_t *value = arguments(cf);
+    for (const named_ca_t &ca : named_cas) {
+        if (ngx_http_acme_str_eq(ca.name, value[1])) {
+            issuer->uri_name = ca.name;
+            issuer->needs_eab = ca.needs_eab;
+            return set_once(cf, cmd, &issuer->uri, ca.directory);
+        }
+    }
     if (ngx_strncasecmp(value[1].data, (u_char *)"https://", 8) != 0 &&
         ngx_strncasecmp(value[1].data, (u_char *)"http://", 7) != 0) {
         return ngx_http_acme_conf_error(
-            cf, 0, "invalid uri \"%V\": an http:// or https:// URL is expected", &value[1]);
+            cf, 0,
+            "invalid uri \"%V\": an http:// or https:// URL, or letsencrypt, "
+            "letsencrypt-staging, zerossl, google or google-staging is expected",
+            &value[1]);
     }
     return set_once(cf, cmd, &issuer->uri, value[1]);
 }
@@ -460,6 +492,13 @@ char *issuer_block(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf) {
     if (issuer->uri.len == 0) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "acme_issuer \"%V\" has no \"uri\" in %s:%ui",
                       &name, issuer->file, issuer->line);
+        return NGX_HTTP_ACME_CONF_ERROR;
+    }
+    if (issuer->needs_eab && issuer->eab_kid.len == 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "acme_issuer \"%V\" in %s:%ui: uri %V needs \"external_account_key\" "
+                      "(the CA gives the key identifier and MAC key with the account)",
+                      &name, issuer->file, issuer->line, &issuer->uri_name);
         return NGX_HTTP_ACME_CONF_ERROR;
     }
     return issuer_defaults(cf, issuer);

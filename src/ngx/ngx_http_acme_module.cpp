@@ -24,6 +24,14 @@ ngx_command_t ngx_http_acme_commands[] = {
      NGX_HTTP_SRV_CONF_OFFSET, 0, nullptr},
     {ngx_string("acme_shared_zone"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1, ngx_http_acme_shared_zone,
      NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
+    {ngx_string("acme_event_command"), NGX_HTTP_MAIN_CONF | NGX_CONF_1MORE,
+     ngx_http_acme_event_command, NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
+    {ngx_string("acme_event_timeout"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1, ngx_conf_set_msec_slot,
+     NGX_HTTP_MAIN_CONF_OFFSET, offsetof(ngx_http_acme_main_conf_t, event_timeout), nullptr},
+    {ngx_string("acme_warn_window"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1, ngx_http_acme_warn_window,
+     NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
+    {ngx_string("acme_status"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS | NGX_CONF_TAKE1,
+     ngx_http_acme_status, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     ngx_null_command};
 
 ngx_http_module_t ngx_http_acme_module_ctx = {
@@ -75,6 +83,7 @@ void *ngx_http_acme_create_main_conf(ngx_conf_t *cf) {
         return nullptr;
     }
     amcf->zone_size = NGX_CONF_UNSET_SIZE;
+    amcf->event_timeout = NGX_CONF_UNSET_MSEC;
     amcf->keep_pem_cert = 1;  // until postconfiguration knows better
     amcf->keep_pem_key = 1;
     return amcf;
@@ -117,6 +126,10 @@ char *ngx_http_acme_init_main_conf(ngx_conf_t *cf, void *conf) {
     if (amcf->zone_size == NGX_CONF_UNSET_SIZE) {
         amcf->zone_name = default_zone_name;
         amcf->zone_size = acme::SharedState::default_size;
+    }
+    ngx_conf_init_msec_value(amcf->event_timeout, 30000);
+    if (!amcf->warn_window.set()) {
+        amcf->warn_window.percent = 10;
     }
     return NGX_CONF_OK;
 }
@@ -190,6 +203,7 @@ ngx_int_t postconfiguration(ngx_conf_t *cf) {
     ngx_http_acme_warn_shared_certificates(cf, amcf);
     ngx_http_acme_drop_unused_pem(cf, amcf);
     if (collect_resolvers(cf, amcf) != NGX_OK || ngx_http_acme_add_zone(cf, amcf) != NGX_OK ||
+        ngx_http_acme_add_status_zone(cf, amcf) != NGX_OK ||
         ngx_http_acme_http01_init(cf) != NGX_OK || ngx_http_acme_add_helper(cf, amcf) != NGX_OK) {
         return NGX_ERROR;
     }

@@ -1645,7 +1645,8 @@ sub http_get {
         Proto => 'tcp', Timeout => $timeout)
         or return { status => undef, success => 0, headers => {}, content => undef,
                     error => "connect 127.0.0.1:$port: $!" };
-    my $r = _http_exchange($sock, $path, $opt{host} // "127.0.0.1:$port", $timeout, $opt{headers});
+    my $r = _http_exchange($sock, $path, $opt{host} // "127.0.0.1:$port", $timeout, $opt{headers},
+        $opt{method});
     close $sock;
     return $r;
 }
@@ -1758,8 +1759,10 @@ sub tls_get {
 
 # One HTTP/1.1 request on a connected socket, read to EOF; never dies.
 sub _http_exchange {
-    my ($sock, $path, $host, $timeout, $headers) = @_;
-    my $req = "GET $path HTTP/1.1\r\nHost: $host\r\nConnection: close\r\nUser-Agent: AcmeTest\r\n";
+    my ($sock, $path, $host, $timeout, $headers, $method) = @_;
+    $method //= 'GET';
+    my $req = "$method $path HTTP/1.1\r\nHost: $host\r\nConnection: close\r\nUser-Agent: AcmeTest\r\n";
+    $req .= "Content-Length: 0\r\n" if $method eq 'POST';
     $req .= "$_: $headers->{$_}\r\n" for sort keys %{ $headers || {} };
     print {$sock} "$req\r\n";
     my $resp = '';

@@ -592,12 +592,15 @@ TEST(LogSink, LevelsThatDependOnTheEvent) {
                                          "registering the account again")));
 }
 
-// Every event gives exactly one line, an "acme: " one.
+// Every event gives exactly one line, an "acme: " one, but the state
+// snapshots that only the status sink reads.
 template <std::size_t... I>
 void every_event(std::index_sequence<I...>) {
     (
         [] {
-            auto [level, text] = line_of(acme::Event(std::in_place_index<I>));
+            acme::Event event(std::in_place_index<I>);
+            if (std::holds_alternative<events::CertificateState>(event)) return;
+            auto [level, text] = line_of(event);
             EXPECT_EQ(text.rfind("acme: ", 0), 0u) << "event " << I << ": " << text;
             EXPECT_LE(level, LogLevel::info) << "event " << I;
         }(),
