@@ -72,7 +72,7 @@ $t->start_nginx;
 my $root = $t->pebble_root;
 ok $t->wait_for(sub { $t->tls_get(name => 'moved.test', ca => $root)->{verified} }, timeout => 30),
     'certificate issued through the redirected directory';
-like $t->error_log, qr/acme: certificate "moved\.test" issued by "moved"/, 'issuance logged';
+ok $t->wait_log(qr/acme: certificate "moved\.test" issued by "moved"/, 5), 'issuance logged';
 my $access = do { local (@ARGV, $/) = $t->dir . '/access.log'; <> } // '';
 like $access, qr{"GET / HTTP/1\.1" 301 }, 'the configured uri answered 301';
 

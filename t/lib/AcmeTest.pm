@@ -1526,7 +1526,7 @@ sub reload_nginx {
     $self->signal_nginx('HUP');
     my $result;
     $self->wait_for(sub {
-            my $log = $self->error_log($mark);
+            my $log = _slurp("$self->{dir}/error.log", $mark);
             if ($log =~ /^(.*\[emerg\].*)$/m) {
                 $result = { error => $1 };
                 return 1;
@@ -1619,6 +1619,10 @@ sub cert_record {
 
 sub error_log {
     my ($self, $mark) = @_;
+    # Engine lines reach the file up to 100 ms after what they report (the
+    # helper's main thread writes them): what a test saw happen is logged
+    # by the time this returns.
+    select(undef, undef, undef, 0.25);
     return _slurp("$self->{dir}/error.log", $mark);
 }
 
@@ -1626,7 +1630,7 @@ sub wait_log {
     my ($self, $re, $timeout, $mark) = @_;
     my $found;
     $self->wait_for(sub {
-            for my $line (split /\n/, $self->error_log($mark)) {
+            for my $line (split /\n/, _slurp("$self->{dir}/error.log", $mark)) {
                 return $found = $line if $line =~ $re;
             }
             return 0;
