@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "error.h"
+#include "text.h"
 
 namespace acme {
 
@@ -29,8 +30,9 @@ void inspect_stored(const EngineContext& ctx, CertState& c) {
     std::time_t saved_renewal_at = 0;
     std::optional<Window> saved_ari;
     std::time_t saved_next_attempt = 0;
+    const std::string record_key = c.basename + storage_keys::json_suffix;
     try {
-        if (auto meta = storage.load(c.basename + storage_keys::json_suffix)) {
+        if (auto meta = storage.load(record_key)) {
             CertRecord r = parse_cert_record(*meta);
             // Keep counting failures across restarts, so backoff grows, and
             // keep away from challenge types that failed.
@@ -46,17 +48,31 @@ void inspect_stored(const EngineContext& ctx, CertState& c) {
             c.last_error = r.last_error;
             saved_next_attempt = r.next_attempt.value_or(0);
         }
-    } catch (const std::exception&) {
-        // An unreadable record only loses that history.
+    } catch (const std::exception& e) {
+        // An unreadable record only loses that history, but say so: the
+        // failure count and the CA's Retry-After are in it.
+        ctx.report(events::StorageFailed{
+            "ignoring the record " + quoted(storage.locate(record_key)) + ": " + e.what(), true});
     }
+    // The item being parsed, for the reason (load() names its file itself).
+    std::string parsing;
     try {
-        auto crt = storage.load(c.basename + storage_keys::cert_suffix);
-        auto key = storage.load_secret(c.basename + storage_keys::key_suffix);
+        const std::string crt_key = c.basename + storage_keys::cert_suffix;
+        const std::string key_key = c.basename + storage_keys::key_suffix;
+        auto crt = storage.load(crt_key);
+        auto key = storage.load_secret(key_key);
         if (!crt || !key) {
             reason = "missing";
         } else {
+            parsing = crt_key;
+            // Every certificate of the chain must parse: a chain cut short
+            // (a damaged file) is served without its intermediates, which
+            // clients refuse, so it is not current.
+            split_pem_chain(*crt);
             CertificateInfo info = inspect_certificate(*crt);
+            parsing = key_key;
             PrivateKey pkey = PrivateKey::from_pem(*key);
+            parsing.clear();
             if (!certificate_matches_key(*crt, pkey)) {
                 reason = "key mismatch";
             } else if (identifier_set(info.names) != identifier_set(c.config->identifiers)) {
@@ -74,7 +90,8 @@ void inspect_stored(const EngineContext& ctx, CertState& c) {
             }
         }
     } catch (const std::exception& e) {
-        reason = std::string("unreadable: ") + e.what();
+        reason = "unreadable: " + (parsing.empty() ? "" : quoted(storage.locate(parsing)) + ": ") +
+                 e.what();
     }
 
     // A start or reload keeps the backoff of a failing certificate (each
