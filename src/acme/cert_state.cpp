@@ -171,9 +171,19 @@ void record_issued(const EngineContext& ctx, CertState& c, std::chrono::duration
     auto dir = c.issuer->session ? c.issuer->session->directory() : std::nullopt;
     bool ari = dir && !dir->renewal_info.empty() && !c.current->ari_cert_id.empty();
     c.ari_check_at = ari ? now + ari_recheck_delay(std::nullopt, lifetime).count() : 0;
+    // A certificate just issued that is already due by this host's clock:
+    // the clock is ahead of the CA's (it jumped, or is wrong). Its dates
+    // would have every renewal due at once, one every few seconds for ever;
+    // counted from now, the renewal comes after the share of the lifetime
+    // it was meant to.
+    std::time_t ahead = 0;
+    if (c.ratio_pick <= now) {
+        ahead = std::max<std::time_t>(1, now - c.current->not_before);
+        c.ratio_pick = now + std::max<std::time_t>(0, c.ratio_pick - c.current->not_before);
+    }
     c.renewal_at = std::max(c.ratio_pick, now + min_reschedule);
     ctx.report(events::Issued{c.ref(), c.issuer->config->name, c.current->not_after, c.renewal_at,
-                              took.count()});
+                              took.count(), ahead});
     write_record(ctx, c, now);
     // Workers reload on this, so everything is stored by now.
     ctx.board.certificate_updated(c.basename);
@@ -211,11 +221,12 @@ std::optional<SavedOrder> load_saved_order(const EngineContext& ctx, const CertS
     }
 }
 
-void save_order(const CertState& c, const std::string& url, const PrivateKey* key) {
+void save_order(const EngineContext& ctx, const CertState& c, const std::string& url,
+                const PrivateKey* key) {
     SavedOrder saved;
     saved.url = url;
     if (key != nullptr) saved.key = *key;
-    saved.updated_at = std::time(nullptr);
+    saved.updated_at = ctx.now();
     // A secret: it holds the new private key once the CSR is sent.
     c.storage().store(order_key(c), format_saved_order(saved), Access::secret);
 }
