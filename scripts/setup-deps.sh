@@ -14,7 +14,7 @@ PACKAGES=(
     build-essential nginx nginx-dev libssl-dev libcurl4-openssl-dev
     libjansson-dev libgtest-dev googletest pebble perl
     libio-socket-ssl-perl libnet-ssleay-perl libjson-pp-perl
-    curl openssl clang-format wrk
+    curl openssl clang-format wrk faketime
 )
 # JSON::PP is in perl core; its own package is only a newer copy.
 OPTIONAL=(libjson-pp-perl)
