@@ -18,7 +18,7 @@ PACKAGES=(
     libio-socket-ssl-perl libnet-ssleay-perl libjson-pp-perl
     curl openssl clang-format wrk debootstrap debhelper
     clang-14 libfuzzer-14-dev valgrind
-    prometheus  # promtool, for the metrics test
+    prometheus faketime  # promtool for the metrics test, libfaketime for t/86
 )
 # JSON::PP is in perl core; its own package is only a newer copy.
 OPTIONAL=(libjson-pp-perl)

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "error.h"
+#include "text.h"
 
 namespace acme {
 
@@ -35,8 +36,9 @@ void inspect(const EngineContext& ctx, CertState& c) {
     std::time_t saved_renewal_at = 0;
     std::optional<Window> saved_ari;
     std::time_t saved_next_attempt = 0;
+    const std::string record_key = c.basename + storage_keys::json_suffix;
     try {
-        if (auto meta = storage.load(c.basename + storage_keys::json_suffix)) {
+        if (auto meta = storage.load(record_key)) {
             CertRecord r = parse_cert_record(*meta);
             // Keep counting failures across restarts, so backoff grows, and
             // keep away from challenge types that failed.
@@ -54,17 +56,31 @@ void inspect(const EngineContext& ctx, CertState& c) {
         }
     } catch (const StorageUnavailable&) {
         throw;
-    } catch (const std::exception&) {
-        // An unreadable record only loses that history.
+    } catch (const std::exception& e) {
+        // An unreadable record only loses that history, but say so: the
+        // failure count and the CA's Retry-After are in it.
+        ctx.report(events::StorageFailed{
+            "ignoring the record " + quoted(storage.locate(record_key)) + ": " + e.what(), true});
     }
+    // The item being parsed, for the reason (load() names its file itself).
+    std::string parsing;
     try {
-        auto crt = storage.load(c.basename + storage_keys::cert_suffix);
-        auto key = storage.load_secret(c.basename + storage_keys::key_suffix);
+        const std::string crt_key = c.basename + storage_keys::cert_suffix;
+        const std::string key_key = c.basename + storage_keys::key_suffix;
+        auto crt = storage.load(crt_key);
+        auto key = storage.load_secret(key_key);
         if (!crt || !key) {
             reason = "missing";
         } else {
+            parsing = crt_key;
+            // Every certificate of the chain must parse: a chain cut short
+            // (a damaged file) is served without its intermediates, which
+            // clients refuse, so it is not current.
+            split_pem_chain(*crt);
             CertificateInfo info = inspect_certificate(*crt);
+            parsing = key_key;
             PrivateKey pkey = PrivateKey::from_pem(*key);
+            parsing.clear();
             if (!certificate_matches_key(*crt, pkey)) {
                 reason = "key mismatch";
             } else if (identifier_set(info.names) != identifier_set(c.config->identifiers)) {
@@ -84,7 +100,8 @@ void inspect(const EngineContext& ctx, CertState& c) {
     } catch (const StorageUnavailable&) {
         throw;
     } catch (const std::exception& e) {
-        reason = std::string("unreadable: ") + e.what();
+        reason = "unreadable: " + (parsing.empty() ? "" : quoted(storage.locate(parsing)) + ": ") +
+                 e.what();
     }
 
     // A start or reload keeps the backoff of a failing certificate (each
@@ -224,9 +241,19 @@ void record_issued(const EngineContext& ctx, CertState& c, std::chrono::duration
     auto dir = c.issuer->session ? c.issuer->session->directory() : std::nullopt;
     bool ari = dir && !dir->renewal_info.empty() && !c.current->ari_cert_id.empty();
     c.ari_check_at = ari ? now + ari_recheck_delay(std::nullopt, lifetime).count() : 0;
+    // A certificate just issued that is already due by this host's clock:
+    // the clock is ahead of the CA's (it jumped, or is wrong). Its dates
+    // would have every renewal due at once, one every few seconds for ever;
+    // counted from now, the renewal comes after the share of the lifetime
+    // it was meant to.
+    std::time_t ahead = 0;
+    if (c.ratio_pick <= now) {
+        ahead = std::max<std::time_t>(1, now - c.current->not_before);
+        c.ratio_pick = now + std::max<std::time_t>(0, c.ratio_pick - c.current->not_before);
+    }
     c.renewal_at = std::max(c.ratio_pick, now + min_reschedule);
     ctx.report(events::Issued{c.ref(), c.issuer->config->name, c.current->not_after, c.renewal_at,
-                              took.count()});
+                              took.count(), ahead});
     write_record(ctx, c, now);
     // Workers reload on this, so everything is stored by now.
     ctx.board.certificate_updated(c.basename);
@@ -281,11 +308,12 @@ std::optional<SavedOrder> load_saved_order(const EngineContext& ctx, const CertS
     }
 }
 
-void save_order(const CertState& c, const std::string& url, const PrivateKey* key) {
+void save_order(const EngineContext& ctx, const CertState& c, const std::string& url,
+                const PrivateKey* key) {
     SavedOrder saved;
     saved.url = url;
     if (key != nullptr) saved.key = *key;
-    saved.updated_at = std::time(nullptr);
+    saved.updated_at = ctx.now();
     // A secret: it holds the new private key once the CSR is sent.
     c.storage().store(order_key(c), format_saved_order(saved), Access::secret);
 }

@@ -89,7 +89,8 @@ void record_failure(const EngineContext& ctx, CertState& c, LastError failure,
 // removed and treated as none.
 std::optional<SavedOrder> load_saved_order(const EngineContext& ctx, const CertState& c);
 // `key` once the CSR is sent (it is stored as a secret).
-void save_order(const CertState& c, const std::string& url, const PrivateKey* key);
+void save_order(const EngineContext& ctx, const CertState& c, const std::string& url,
+                const PrivateKey* key);
 void discard_saved_order(const EngineContext& ctx, const CertState& c);
 
 }  // namespace acme

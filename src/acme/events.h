@@ -156,6 +156,9 @@ struct Issued {
     std::time_t not_after = 0;
     std::time_t renewal_at = 0;
     double seconds = 0;  // the order took
+    // Not 0 when the new certificate was due for renewal at once by this
+    // host's clock (ahead of the CA's): how long ago its notBefore was.
+    std::time_t clock_ahead = 0;
 };
 struct Failed {
     CertRef cert;

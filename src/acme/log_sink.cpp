@@ -137,9 +137,16 @@ Line line(const NamesMismatch& e) {
 Line line(const Issued& e) {
     char took[32];
     std::snprintf(took, sizeof(took), "%.1f", e.seconds);
-    return {LogLevel::notice, certificate(e.cert) + " issued by " + quoted(e.issuer) +
-                                  ", valid until " + format_time(e.not_after) + ", renewal at " +
-                                  format_time(e.renewal_at) + " (order took " + took + " s)"};
+    std::string text = certificate(e.cert) + " issued by " + quoted(e.issuer);
+    if (e.clock_ahead > 0) {
+        text += " is due for renewal at once by this host's clock (its notBefore was " +
+                std::to_string(e.clock_ahead) +
+                " s ago: is the clock ahead of the CA's?); renewal after the same share of "
+                "its lifetime from now";
+    }
+    text += ", valid until " + format_time(e.not_after) + ", renewal at " +
+            format_time(e.renewal_at) + " (order took " + took + " s)";
+    return {e.clock_ahead > 0 ? LogLevel::warn : LogLevel::notice, text};
 }
 Line line(const Failed& e) {
     return {LogLevel::error, certificate(e.cert) + " from " + quoted(e.issuer) + " failed: " +

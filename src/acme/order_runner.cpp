@@ -171,7 +171,7 @@ void OrderRunner::run_order() {
     if (order.url.empty()) {
         order = new_order(client, dir);
         // From here on a crash resumes this order instead of making another.
-        save_order(c_, order.url, nullptr);
+        save_order(ctx_, c_, order.url, nullptr);
     }
     try {
         complete_order(client, session, order, key);
@@ -247,7 +247,7 @@ void OrderRunner::complete_order(AcmeClient& client, AcmeSession& session, Order
         // saved before the CSR goes out, so that a crash after finalize can
         // still use the certificate.
         key = PrivateKey::generate(c_.config->key_type);
-        save_order(c_, order.url, &*key);
+        save_order(ctx_, c_, order.url, &*key);
         order =
             client.finalize(order, make_csr_der(*key, ids, c_.issuer->config->common_name_in_csr));
         ctx_.stop.check();

@@ -51,9 +51,22 @@ struct Loaded {
     acme::EvpPkeyPtr key;
 };
 
-// Returns false (with *error set) when the files do not hold a usable pair.
+// Returns false (with *error set) when the files do not hold a usable pair;
+// *mismatch tells a certificate that is not the key's (a renewal between
+// its two renames) from damaged files.
 bool load_pair(const std::string &crt_pem, const std::string &key_pem, Loaded *out,
-               std::string *error) {
+               std::string *error, bool *mismatch = nullptr) {
+    if (mismatch != nullptr) {
+        *mismatch = false;
+    }
+    // Every certificate of the chain must parse: a file cut short would be
+    // served without its intermediates, which clients refuse.
+    try {
+        acme::split_pem_chain(crt_pem);
+    } catch (const std::exception &e) {
+        *error = e.what();
+        return false;
+    }
     BioPtr bio(BIO_new_mem_buf(crt_pem.data(), static_cast<int>(crt_pem.size())));
     if (!bio) {
         *error = "out of memory";
@@ -79,6 +92,9 @@ bool load_pair(const std::string &crt_pem, const std::string &key_pem, Loaded *o
     }
     if (X509_check_private_key(out->leaf.get(), out->key.get()) != 1) {
         *error = "certificate and key do not match";
+        if (mismatch != nullptr) {
+            *mismatch = true;
+        }
         ERR_clear_error();
         return false;
     }
@@ -224,7 +240,16 @@ bool refresh(const ngx_http_acme_main_conf_t *amcf, ngx_http_acme_served_t *serv
     }
     Loaded pair;
     std::string error;
-    if (!load_pair(crt, key, &pair, &error)) {
+    bool mismatch = false;
+    if (!load_pair(crt, key, &pair, &error, &mismatch)) {
+        if (!mismatch) {
+            // Damaged files: the current certificate stays until the
+            // engine stores the next one.
+            ngx_log_error(NGX_LOG_ERR, log, 0,
+                          "acme: stored certificate \"%s\" is not installed: %s",
+                          served->crt_path.data, error.c_str());
+            return true;
+        }
         // The engine writes the key before the certificate, so a mismatch
         // can only be a renewal in progress: the next tick sees both.
         ngx_log_error(NGX_LOG_INFO, log, 0, "acme: certificate \"%s\" not installed yet: %s",

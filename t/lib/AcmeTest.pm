@@ -277,6 +277,22 @@ free blocks (tmpfs: pages of 4096 bytes) and returns the file's name;
 removing the file frees the space. C<< $t->fs_free_blocks($path) >> is the
 number of free blocks (and in list context the block size too).
 
+=item $t->faketime_env(offset => 0), $t->set_fake_time($offset)
+
+The environment that runs a process under libfaketime (Debian's
+C<faketime> package; C<AcmeTest::faketime_available> says whether it is
+installed) with a wall clock C<offset> seconds off the real one, read
+from C<DIR/faketime.rc> at every call (C<FAKETIME_NO_CACHE>), so that
+C<set_fake_time> moves it at once in every process started with it.
+Only the wall clock moves (C<FAKETIME_DONT_FAKE_MONOTONIC>): nginx's timers
+and the engine's timeouts keep real time. libfaketime translates the
+deadline of a C<pthread_cond_timedwait> (the engine's scheduler sleeps in
+one) when the wait starts: a jump is seen when the wait ends, not at once
+as with a real clock step. nginx clears the environment of its workers and
+helper (libfaketime then stops reading the file there): put
+C<AcmeTest::faketime_conf> (C<env> lines) at main level in the
+configuration.
+
 =back
 
 =head2 nginx
@@ -317,11 +333,13 @@ itself, such as a registered path that does not exist yet).
 Runs C<nginx -t> on that configuration; returns C<($exit_code, $output)>,
 the output being nginx's stderr and stdout.
 
-=item $t->start_nginx
+=item $t->start_nginx(env => {...})
 
 Starts nginx (master in the foreground, as the harness's child) and waits
 until its pid file and all workers are there. Dies with the log tail if it
-does not start. Returns the master pid.
+does not start. Returns the master pid. C<env> is added to its environment
+(e.g. C<< $t->faketime_env >>); every nginx process inherits it, across
+reloads too.
 
 =item $t->reload_nginx(expect_fail => 0)
 
@@ -1410,6 +1428,42 @@ sub fill_fs {
     return $file;
 }
 
+# ---------------------------------------------------------------------------
+# the clock
+
+my $LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1';
+
+sub faketime_available { -r $LIBFAKETIME }
+
+sub faketime_env {
+    my ($self, %opt) = @_;
+    die "AcmeTest: no libfaketime (apt-get install faketime)\n" unless faketime_available();
+    $self->set_fake_time($opt{offset} // 0);
+    return {
+        LD_PRELOAD                   => $LIBFAKETIME,
+        FAKETIME_TIMESTAMP_FILE      => "$self->{dir}/faketime.rc",
+        FAKETIME_NO_CACHE            => 1,
+        FAKETIME_DONT_FAKE_MONOTONIC => 1,
+    };
+}
+
+# nginx empties the environment of its workers and helper but for what
+# the configuration keeps with env: these lines, at main level.
+sub faketime_conf {
+    return join '', map { "env $_;\n" }
+        qw(LD_PRELOAD FAKETIME_TIMESTAMP_FILE FAKETIME_NO_CACHE FAKETIME_DONT_FAKE_MONOTONIC);
+}
+
+sub set_fake_time {
+    my ($self, $offset) = @_;
+    my $spec = sprintf '%+d', $offset;
+    # Replaced atomically: a reader never sees an empty file.
+    $self->write_file('faketime.rc.new', "$spec\n");
+    rename "$self->{dir}/faketime.rc.new", "$self->{dir}/faketime.rc"
+        or die "AcmeTest: faketime.rc: $!";
+    return 1;
+}
+
 sub _unmount_all {
     my ($self) = @_;
     for my $path (reverse @{ delete $self->{mounts} || [] }) {
@@ -1484,6 +1538,16 @@ sub _nginx_args {
     return ('-p', "$self->{dir}/", '-c', $self->{nginx_conf}, '-e', $elog);
 }
 
+# The environment nginx starts with: a test's own (faketime, say) and the
+# sanitizer runtimes, whose LD_PRELOAD lists are joined.
+sub _nginx_env {
+    my ($own) = @_;
+    my %env = (%NGINX_ENV, %{ $own || {} });
+    $env{LD_PRELOAD} = join ' ', grep { defined && length } $NGINX_ENV{LD_PRELOAD}, $own->{LD_PRELOAD}
+        if $NGINX_ENV{LD_PRELOAD} && $own && $own->{LD_PRELOAD};
+    return \%env;
+}
+
 sub run_nginx_t {
     my ($self) = @_;
     local @ENV{ keys %NGINX_ENV } = values %NGINX_ENV;
@@ -1491,12 +1555,12 @@ sub run_nginx_t {
 }
 
 sub start_nginx {
-    my ($self) = @_;
+    my ($self, %opt) = @_;
     die "nginx already running" if $self->{procs}{nginx};
     my $d = $self->{dir};
     unlink "$d/nginx.pid";
     my $pid = $self->_spawn('nginx', [$NGINX, $self->_nginx_args("$d/error.log")],
-        log => "$d/nginx.out", env => \%NGINX_ENV);
+        log => "$d/nginx.out", env => _nginx_env($opt{env}));
     my $ok = $self->wait_for(sub {
             return 'dead' unless _alive($pid);
             return -s "$d/nginx.pid" unless $self->{master_process};

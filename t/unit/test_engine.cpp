@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -93,6 +94,65 @@ TEST(Engine, ReasonsToOrder) {
             << log.all();
         engine.stop();
     }
+}
+
+// Damaged store files: a chain cut short is not current (the glue would
+// serve the leaf alone), whatever cannot be parsed is named, and a record
+// that cannot be read is reported, not silently dropped.
+TEST(Engine, DamagedStoreFiles) {
+    std::vector<Identifier> ids{dns("example.test")};
+    std::string base = acme::certificate_basename(ids, KeyType::ecdsa256);
+    struct Damage {
+        const char* file;
+        std::function<std::string(const std::string&)> damage;
+        std::string expected;  // after tmp.path() + "/" + base
+    };
+    std::vector<Damage> cases{
+        // Cut in the middle of the second certificate.
+        {".crt", [](const std::string& chain) { return chain.substr(0, chain.size() - 200); },
+         ".crt\": malformed PEM certificate chain: certificate 2 has no END line)"},
+        {".crt", [](const std::string&) { return std::string(); },
+         ".crt\": no certificate in PEM data)"},
+        {".key", [](const std::string& key) { return key.substr(0, key.size() / 2); },
+         ".key\": cannot read private key"},
+    };
+    for (const Damage& d : cases) {
+        TempDir tmp;
+        store_certificate(tmp.path(), ids, ids, 90);
+        FileStorage store(tmp.path());
+        // A chain of two, as a CA sends.
+        std::string leaf = *store.load(base + ".crt");
+        PrivateKey ca = PrivateKey::generate(KeyType::ecdsa256);
+        store.store(base + ".crt", leaf + acme::make_self_signed(ca, {}, 90), acme::Access::shared);
+        std::string file = base + d.file;
+        store.store(file, d.damage(*store.load(file)), acme::Access::secret);
+        RecordingLogger log;
+        NullBoard board;
+        Engine engine(make_config(tmp.path(), ids), board, log);
+        engine.start();
+        auto line = log.wait_for("acme: certificate \"example.test\" needs to be ordered (");
+        engine.stop();
+        ASSERT_TRUE(line) << log.all();
+        EXPECT_NE(line->second.find("(unreadable: \"" + tmp.path() + "/" + base + d.expected),
+                  std::string::npos)
+            << line->second;
+    }
+
+    TempDir tmp;
+    store_certificate(tmp.path(), ids, ids, 90);
+    FileStorage(tmp.path())
+        .store(base + ".json", "{\"failures\": 2, garbage", acme::Access::shared);
+    RecordingLogger log;
+    NullBoard board;
+    Engine engine(make_config(tmp.path(), ids), board, log);
+    engine.start();
+    auto line =
+        log.wait_for("acme: ignoring the record \"" + tmp.path() + "/" + base + ".json\": ");
+    ASSERT_TRUE(line) << log.all();
+    EXPECT_EQ(line->first, acme::LogLevel::warn);
+    // The certificate itself is fine.
+    EXPECT_TRUE(log.wait_for("acme: certificate \"example.test\" is valid until ")) << log.all();
+    engine.stop();
 }
 
 TEST(Engine, FailureIsLoggedAndRecorded) {
