@@ -9,78 +9,26 @@
 use strict;
 use warnings;
 use Test::More;
-use Time::HiRes qw(time sleep);
 use AcmeTest;
+use FaultTest;
 
 AcmeTest->requires(root => 1, module => 1, pebble => '2.10');
 
-my $lifetime = 75;    # backoff capped at 7 s (plus up to 20 %)
-my $t = AcmeTest->new(timeout => 180);
-$t->start_pebble(env => { PEBBLE_WFE_NONCEREJECT => 0 },
-    config => { profiles => { default => { description => 'short', validityPeriod => $lifetime },
-                              shortlived => undef } });
-$t->start_ca_proxy;
-$t->write_nginx_conf(<<'EOF2');
-http {
-    acme_issuer pebble {
-        uri https://127.0.0.1:%%PORT_CA_PROXY%%/dir;
-        ssl_trusted_certificate %%PEBBLE_CA%%;
-        state_path %%TESTDIR%%/acme;
-        accept_terms_of_service;
-        renew_before_expiry 70s;
-    }
-    server {
-        listen 127.0.0.1:%%HTTP_PORT%%;
-    }
-    server {
-        listen 127.0.0.1:%%HTTPS_PORT%% ssl;
-        server_name conn.test;
-        acme_certificate pebble;
-    }
-}
-EOF2
-$t->start_nginx;
-my $root = $t->pebble_root;
-my $state = $t->dir . '/acme';
-
-my $first = $t->wait_for(sub {
-    my $r = $t->tls_get(name => 'conn.test', ca => $root);
-    $r->{verified} ? $r : undef
-}, timeout => 30);
-ok $first, 'certificate issued through the proxy' or BAIL_OUT('no certificate');
-$t->set_renewal_window($first->{cert_pem}, $first->{not_after} + 86400,
-    $first->{not_after} + 2 * 86400);
-my @bad;
-
-sub served_ok {
-    my $r = $t->tls_get(name => 'conn.test', ca => $root);
-    push @bad, $r->{verify_error} // $r->{error} // $r->{serial}
-        unless $r->{verified} && $r->{serial} eq $first->{serial};
-    return $r;
-}
-
-sub next_failure {
-    my ($mark) = @_;
-    my $line;
-    $t->wait_for(sub {
-        served_ok();
-        ($line) = grep { /acme: certificate "conn\.test" from "pebble" failed: / }
-            split /\n/, $t->error_log($mark);
-        $line
-    }, timeout => 40, interval => 0.25);
-    return $line;
-}
+# Backoff capped at 7 s (plus up to 20 %); renewal 5 s after issuance.
+my $f = FaultTest->start(name => 'conn.test', lifetime => 75, renew_before => 70, proxy => 1);
+my $t = $f->t;
+my $first = $f->first;
 
 sub backoff_ok {
     my ($line, $what) = @_;
-    my $delay = AcmeTest::next_attempt_time($line) - AcmeTest::log_time($line);
+    my $delay = $f->next_attempt_in($line);
     ok $delay >= 6 && $delay <= 10, "$what: next attempt after the capped backoff ($delay s)";
 }
 
 # 1. Connections closed without an answer.
 my $mark = $t->log_mark;
 $t->set_ca_fault('close');
-my $f1 = next_failure($mark);
+my $f1 = $f->wait_failure($mark);
 ok $f1, 'closed connections fail the attempt' or BAIL_OUT('no failure');
 like $f1, qr/failed: .*Empty reply from server/, 'the transport error is logged';
 backoff_ok($f1, 'closed');
@@ -96,25 +44,24 @@ my $next = AcmeTest::next_attempt_time($f1);
 # 2. Answers cut in the middle of their body.
 $mark = $t->log_mark;
 $t->set_ca_fault('cut');
-my $f2 = next_failure($mark);
+my $f2 = $f->wait_failure($mark);
 ok $f2, 'cut answers fail the attempt';
 like $f2, qr/failed: .*(?:transfer closed|Transferred a partial file|outstanding read data)/i,
     'the truncated transfer is logged';
 backoff_ok($f2, 'cut');
 my ($first_cut) = grep { $_->{time} > $closed[-1]{time} } $t->ca_proxy_requests;
 cmp_ok $first_cut->{time}, '>=', $next - 0.01, 'the attempt did not start before the announced time';
-is served_ok()->{serial}, $first->{serial}, 'the current certificate is still served';
+is $f->check->{serial}, $first->{serial}, 'the current certificate is still served';
 is $t->cert_record('conn.test')->{failures}, 2, '.json: two failures';
 
 # 3. The finalize request of a ready order is closed: Pebble never sees it,
 #    the order stays ready and is resumed by the next attempt.
 $mark = $t->log_mark;
 $t->set_ca_fault('close', paths => '^/finalize-order/');
-my $f3 = next_failure($mark);
+my $f3 = $f->wait_failure($mark);
 ok $f3, 'a closed finalize fails the attempt';
 backoff_ok($f3, 'finalize');
-my ($saved) = glob("$state/conn.test-*.order.json");
-ok $saved, 'the order is saved for the next attempt';
+ok glob($f->state . '/conn.test-*.order.json'), 'the order is saved for the next attempt';
 my $orders = $t->pebble_orders;
 is $orders, 2, 'one renewal order so far';
 
@@ -122,21 +69,14 @@ is $orders, 2, 'one renewal order so far';
 #    completes.
 $mark = $t->log_mark;
 $t->set_ca_fault('slow', rate => 1000);
-my $renewed = $t->wait_for(sub {
-    my $r = $t->tls_get(name => 'conn.test', ca => $root);
-    return $r if $r->{verified} && $r->{serial} ne $first->{serial};
-    served_ok();
-    undef
-}, timeout => 40, interval => 0.25);
-ok $renewed, 'renewed through the slow CA' or BAIL_OUT('not renewed');
+ok $f->wait_renewed(timeout => 40), 'renewed through the slow CA' or BAIL_OUT('not renewed');
 my $log = $t->error_log($mark);
 like $log, qr/acme: resuming order "[^"]+" for certificate "conn\.test" \(ready\)/, 'from the saved order';
 my ($took) = $log =~ /acme: certificate "conn\.test" issued by "pebble", .*\(order took ([\d.]+) s\)/;
-cmp_ok $took // 0, '>', 1, "the order took its time ($took s)";
+cmp_ok $took // 0, '>', 1, 'the order took its time (' . ($took // '?') . ' s)';
 unlike $log, qr/failed:/, 'and did not fail';
 cmp_ok $t->pebble_orders - $orders, '<=', 1, 'at most one extra order';
 is $t->pebble_orders, 2, '(none in fact)';
-is scalar(@bad), 0, 'the current certificate was served all along' or diag explain \@bad;
-unlike $t->error_log, qr/\[(?:alert|crit|emerg)\]/, 'nothing worse than an error logged';
+$f->finish;
 
 done_testing;

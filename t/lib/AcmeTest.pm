@@ -1116,10 +1116,10 @@ sub start_gate {
     POSIX::_exit(0);    # a die must not go on running the test script
 }
 
-# Its own process group, so that stopping the gate stops the
-# connections it holds as well.
-sub _gate_main {
-    my ($listen, $to, $open_file, $hit_file) = @_;
+# A forked helper process (gate, cutter): its own process group, so that
+# stopping it stops the connections it holds as well, and nothing of the
+# test script's (alarm, signal handlers, the TAP pipe).
+sub _detach_child {
     setpgrp(0, 0);
     alarm 0;
     $SIG{$_} = 'DEFAULT' for qw(INT TERM HUP ALRM __DIE__);
@@ -1130,6 +1130,11 @@ sub _gate_main {
     open STDIN, '<', '/dev/null';
     open STDOUT, '>', '/dev/null';
     open STDERR, '>', '/dev/null';
+}
+
+sub _gate_main {
+    my ($listen, $to, $open_file, $hit_file) = @_;
+    _detach_child();
     while (1) {
         my $c = $listen->accept;
         if (!$c) {
@@ -1335,15 +1340,7 @@ sub _start_cutter {
         return $pid;
     }
     eval {
-        setpgrp(0, 0);
-        alarm 0;
-        $SIG{$_} = 'DEFAULT' for qw(INT TERM HUP ALRM __DIE__);
-        $SIG{CHLD} = 'IGNORE';
-        my $tb = Test::More->builder;
-        close $_ for grep { defined } $tb->output, $tb->failure_output, $tb->todo_output;
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', '/dev/null';
-        open STDERR, '>', '/dev/null';
+        _detach_child();
         while (1) {
             my $c = $listen->accept or next;
             my $head = '';
