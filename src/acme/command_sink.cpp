@@ -144,8 +144,7 @@ CommandResult run_command(const std::vector<std::string>& argv,
 }
 
 CommandSink::CommandSink(const EngineConfig& config, EventSink& report, Clock clock)
-    : config_(config),
-      report_(report),
+    : report_(report),
       clock_(std::move(clock)),
       timeout_(config.event_timeout),
       warn_window_(config.warn_window) {

@@ -74,7 +74,6 @@ private:
     void check_expiring(std::time_t now);  // with mutex_ held
     CommandResult call(const Call& c, const Certificate& cert);
 
-    const EngineConfig& config_;
     EventSink& report_;
     Clock clock_;
     bool enabled_ = false;
