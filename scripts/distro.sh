@@ -41,6 +41,7 @@ PACKAGES=(
     nginx nginx-dev build-essential g++ make dpkg-dev debhelper libssl-dev
     libcurl4-openssl-dev libjansson-dev libgtest-dev perl
     libio-socket-ssl-perl libnet-ssleay-perl curl openssl procps wrk
+    libldns-dev bind9 bind9-utils bind9-dnsutils libhiredis-dev redis-server redis-tools
 )
 # Bumped when the way the tree is made changes.
 TREE_FORMAT=1

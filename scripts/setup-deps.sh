@@ -19,6 +19,8 @@ PACKAGES=(
     curl openssl clang-format wrk debootstrap debhelper
     clang-14 libfuzzer-14-dev valgrind
     prometheus faketime  # promtool for the metrics test, libfaketime for t/86
+    libldns-dev ldnsutils bind9 bind9-utils bind9-dnsutils  # dns-01: RFC 2136 client, test DNS server
+    libhiredis-dev redis-server redis-tools                   # cluster storage and its test server
 )
 # JSON::PP is in perl core; its own package is only a newer copy.
 OPTIONAL=(libjson-pp-perl)
