@@ -123,6 +123,8 @@ struct ngx_http_acme_main_conf_t {
     ngx_array_t *event_command;  // acme_event_command: ngx_str_t path and arguments, or null
     ngx_msec_t event_timeout;
     acme::RenewBefore warn_window;  // acme_warn_window; unset: 10 %
+    ngx_flag_t reload;              // acme_reload
+    ngx_msec_t reload_delay;        // acme_reload_delay
 };
 
 struct ngx_http_acme_srv_conf_t {
@@ -196,6 +198,16 @@ ngx_int_t ngx_http_acme_tls_alpn_add(ngx_conf_t *cf, ngx_http_acme_main_conf_t *
 // ngx_http_acme_helper.cpp
 ngx_int_t ngx_http_acme_add_helper(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf);
 ngx_int_t ngx_http_acme_init_single(ngx_cycle_t *cycle);
+
+// ngx_http_acme_reload.cpp
+// init_module: starts (or keeps) the reload process of acme_reload.
+ngx_int_t ngx_http_acme_reload_init_module(ngx_cycle_t *cycle);
+// init_process: closes the reload socket but in the helper.
+void ngx_http_acme_reload_init_process();
+bool ngx_http_acme_reload_available();
+// Asks the reload process for a reload (the engine's ReloadSink calls it).
+bool ngx_http_acme_reload_request(std::string &error);
+char *ngx_http_acme_reload_delay_check(ngx_conf_t *cf, void *post, void *data);
 
 // ngx_http_acme_log.cpp
 // The engine's Logger: lines queued for the main thread, which writes them

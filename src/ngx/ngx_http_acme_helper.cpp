@@ -11,6 +11,7 @@
 #include "acme/command_sink.h"
 #include "acme/engine.h"
 #include "acme/identifier.h"
+#include "acme/reload_sink.h"
 #include "acme/status_sink.h"
 #include "ngx/ngx_http_acme.h"
 
@@ -20,6 +21,7 @@ acme::StatusSink *status_sink;
 acme::EngineConfig *command_config;  // what command_sink refers to
 acme::CommandSink *command_sink;
 acme::Engine *engine;
+acme::ReloadSink *reload_sink;
 
 std::string user_agent() {
     return "ngx_http_acme_module/" NGX_HTTP_ACME_VERSION " nginx/" NGINX_VERSION;
@@ -133,7 +135,16 @@ ngx_int_t start_engine(ngx_cycle_t *cycle) {
             started->add_sink(*sink);
             started->set_renew_requests(*board);
         }
+        // acme_reload: only where the master started a reload process.
+        std::unique_ptr<acme::ReloadSink> reload;
+        if (amcf->reload && ngx_http_acme_reload_available()) {
+            reload = std::make_unique<acme::ReloadSink>(
+                std::chrono::milliseconds(amcf->reload_delay), *log,
+                [](std::string &error) { return ngx_http_acme_reload_request(error); });
+            started->add_sink(*reload);
+        }
         started->start();
+        reload_sink = reload.release();
         status_sink = sink.release();
         command_sink = commands.release();
         command_config = config.release();

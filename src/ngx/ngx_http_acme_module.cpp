@@ -17,6 +17,8 @@ char *ngx_http_acme_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child);
 ngx_int_t ngx_http_acme_postconfiguration(ngx_conf_t *cf);
 ngx_int_t ngx_http_acme_init_process(ngx_cycle_t *cycle);
 
+ngx_conf_post_t ngx_http_acme_reload_delay_post = {ngx_http_acme_reload_delay_check};
+
 ngx_command_t ngx_http_acme_commands[] = {
     {ngx_string("acme_issuer"), NGX_HTTP_MAIN_CONF | NGX_CONF_BLOCK | NGX_CONF_TAKE1,
      ngx_http_acme_issuer_block, NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
@@ -32,6 +34,11 @@ ngx_command_t ngx_http_acme_commands[] = {
      NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
     {ngx_string("acme_status"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS | NGX_CONF_TAKE1,
      ngx_http_acme_status, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+    {ngx_string("acme_reload"), NGX_HTTP_MAIN_CONF | NGX_CONF_FLAG, ngx_conf_set_flag_slot,
+     NGX_HTTP_MAIN_CONF_OFFSET, offsetof(ngx_http_acme_main_conf_t, reload), nullptr},
+    {ngx_string("acme_reload_delay"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1, ngx_conf_set_msec_slot,
+     NGX_HTTP_MAIN_CONF_OFFSET, offsetof(ngx_http_acme_main_conf_t, reload_delay),
+     &ngx_http_acme_reload_delay_post},
     ngx_null_command};
 
 ngx_http_module_t ngx_http_acme_module_ctx = {
@@ -52,16 +59,16 @@ extern "C" {
 // clang-format off
 ngx_module_t ngx_http_acme_module = {
     NGX_MODULE_V1,
-    &ngx_http_acme_module_ctx,   // module context
-    ngx_http_acme_commands,      // module directives
-    NGX_HTTP_MODULE,             // module type
-    nullptr,                     // init master
-    nullptr,                     // init module
-    ngx_http_acme_init_process,  // init process
-    nullptr,                     // init thread
-    nullptr,                     // exit thread
-    nullptr,                     // exit process
-    nullptr,                     // exit master
+    &ngx_http_acme_module_ctx,         // module context
+    ngx_http_acme_commands,            // module directives
+    NGX_HTTP_MODULE,                   // module type
+    nullptr,                           // init master
+    ngx_http_acme_reload_init_module,  // init module
+    ngx_http_acme_init_process,        // init process
+    nullptr,                           // init thread
+    nullptr,                           // exit thread
+    nullptr,                           // exit process
+    nullptr,                           // exit master
     NGX_MODULE_V1_PADDING};
 // clang-format on
 }
@@ -86,6 +93,8 @@ void *ngx_http_acme_create_main_conf(ngx_conf_t *cf) {
     amcf->event_timeout = NGX_CONF_UNSET_MSEC;
     amcf->keep_pem_cert = 1;  // until postconfiguration knows better
     amcf->keep_pem_key = 1;
+    amcf->reload = NGX_CONF_UNSET;
+    amcf->reload_delay = NGX_CONF_UNSET_MSEC;
     return amcf;
 }
 
@@ -131,6 +140,8 @@ char *ngx_http_acme_init_main_conf(ngx_conf_t *cf, void *conf) {
     if (!amcf->warn_window.set()) {
         amcf->warn_window.percent = 10;
     }
+    ngx_conf_init_value(amcf->reload, 0);
+    ngx_conf_init_msec_value(amcf->reload_delay, 10000);
     return NGX_CONF_OK;
 }
 
@@ -220,6 +231,7 @@ ngx_int_t ngx_http_acme_postconfiguration(ngx_conf_t *cf) {
 }
 
 ngx_int_t ngx_http_acme_init_process(ngx_cycle_t *cycle) {
+    ngx_http_acme_reload_init_process();
     try {
         if (ngx_process == NGX_PROCESS_SINGLE && ngx_http_acme_init_single(cycle) != NGX_OK) {
             return NGX_ERROR;
