@@ -149,15 +149,25 @@ ngx_http_acme_issuer_t *ngx_http_acme_find_issuer(ngx_http_acme_main_conf_t *amc
 // ngx_http_acme_certificate.cpp
 char *ngx_http_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_acme_merge_certificates(ngx_conf_t *cf, ngx_http_acme_srv_conf_t *conf);
+// acme_certificate in http or stream (ngx_http_acme_api.h has the arguments).
+char *ngx_http_acme_add_certificate(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
+                                    ngx_array_t **certs, ngx_array_t **certificates,
+                                    ngx_array_t **keys);
+ngx_int_t ngx_http_acme_serve_certificates(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
+                                           ngx_array_t *certs, SSL_CTX *ctx);
 void ngx_http_acme_warn_shared_certificates(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf);
 
 // ngx_http_acme_ssl.cpp
 char *ngx_http_acme_add_fallback(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
-                                 acme::KeyType type);
+                                 acme::KeyType type, ngx_array_t **certificates,
+                                 ngx_array_t **keys);
 ngx_int_t ngx_http_acme_serve(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
                               ngx_http_acme_cert_t *cert, ngx_str_t *state_path, SSL_CTX *ctx);
 ngx_int_t ngx_http_acme_session_context(ngx_conf_t *cf, ngx_http_acme_srv_conf_t *ascf,
                                         ngx_http_ssl_srv_conf_t *sscf);
+// "HTTP acme <basename>...": what ngx_http_acme_session_context sets.
+ngx_int_t ngx_http_acme_session_id(ngx_conf_t *cf, const char *protocol, ngx_array_t *certs,
+                                   ngx_str_t *id);
 ngx_int_t ngx_http_acme_init_swap(ngx_cycle_t *cycle);
 // Wipes and frees a malloc'd "data:" PEM copy.
 void ngx_http_acme_forget_pem(ngx_str_t *slot);

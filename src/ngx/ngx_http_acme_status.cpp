@@ -8,6 +8,7 @@
 
 #include "acme/status_render.h"
 #include "ngx/ngx_http_acme.h"
+#include "ngx/ngx_http_acme_api.h"
 
 namespace {
 
@@ -350,8 +351,7 @@ acme::StatusBoard *ngx_http_acme_status_board(ngx_cycle_t *cycle) {
     static acme::StatusBoard *board = nullptr;
     static void *board_area = nullptr;
 
-    auto *amcf = static_cast<ngx_http_acme_main_conf_t *>(
-        ngx_http_cycle_get_module_main_conf(cycle, ngx_http_acme_module));
+    ngx_http_acme_main_conf_t *amcf = ngx_http_acme_cycle_main_conf(cycle);
     if (amcf == nullptr || amcf->status_zone == nullptr || amcf->status_zone->data == nullptr) {
         return nullptr;
     }

@@ -1,0 +1,116 @@
+# acme_certificate in stream{} with no http block at all: the issuer is in
+# the stream block, tls-alpn-01 is answered on the stream TLS listener
+# (reached by Pebble through an ssl_preread front that routes by SNI), the
+# certificate verifies against Pebble's root through the front and
+# directly, connections are proxied to a backend, and the challenge
+# handshakes are never passed on to it.
+use strict;
+use warnings;
+use Test::More;
+use AcmeTest;
+
+AcmeTest->requires(root => 1, module => 1, stream => 1);
+
+my $t = AcmeTest->new(timeout => 120, log_level => 'info');
+
+# The backend: a tiny HTTP server that answers every request with its
+# name and logs the request line of each connection (an empty line for a
+# connection that sent nothing: the clients here always send a request).
+my $backend = $t->write_file('backend.pl', <<'EOF2');
+use strict; use IO::Socket::INET; use POSIX ();
+my ($port, $log) = @ARGV;
+my $srv = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
+    Listen => 128, ReuseAddr => 1) or die "listen $port: $!";
+$SIG{CHLD} = 'IGNORE';
+while (1) {
+    my $c = $srv->accept or next;
+    my $pid = fork;
+    if (defined $pid && !$pid) {
+        my $line = <$c> // '';
+        while (my $h = <$c>) { last if $h =~ /^\r?\n$/ }
+        $line =~ s/\r?\n$//;
+        open my $fh, '>>', $log; print $fh "$line\n"; close $fh;
+        print $c "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 8\r\n\r\nbackend\n" if $line;
+        close $c;
+        POSIX::_exit(0);
+    }
+    close $c;
+}
+EOF2
+my $backend_log = $t->dir . '/backend.log';
+$t->_spawn('backend', [$^X, $backend, $t->port('backend'), $backend_log]);
+
+$t->start_pebble(env => { PEBBLE_WFE_NONCEREJECT => 0 },
+    config => { tlsPort => $t->port('front') });
+
+$t->write_nginx_conf(<<'EOF2', stream => 1);
+stream {
+    acme_issuer pebble {
+        uri %%ACME_URI%%;
+        ssl_trusted_certificate %%PEBBLE_CA%%;
+        state_path %%TESTDIR%%/acme;
+        accept_terms_of_service;
+        challenge tls-alpn-01;
+    }
+
+    # Port 443 of many set-ups: routed by SNI without terminating TLS.
+    map $ssl_preread_server_name $route {
+        stream.test  127.0.0.1:%%HTTPS_PORT%%;
+        default      127.0.0.1:%%PORT_BACKEND%%;
+    }
+    server {
+        listen 127.0.0.1:%%PORT_FRONT%%;
+        ssl_preread on;
+        proxy_pass $route;
+    }
+
+    server {
+        listen 127.0.0.1:%%HTTPS_PORT%% ssl;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        acme_certificate pebble stream.test;
+        proxy_pass 127.0.0.1:%%PORT_BACKEND%%;
+    }
+}
+EOF2
+
+my ($rc, $out) = $t->run_nginx_t;
+is $rc, 0, 'nginx -t accepts acme_issuer and acme_certificate in stream without http'
+    or diag $out;
+$t->start_nginx;
+my $root = $t->pebble_root;
+
+my $got = $t->wait_for(sub {
+    my $r = $t->tls_get(name => 'stream.test', port => $t->port('front'), ca => $root,
+        request => '/probe');
+    $r->{verified} ? $r : undef
+}, timeout => 60);
+ok $got, 'a certificate verified against the CA root, through the ssl_preread front'
+    or BAIL_OUT('no certificate: ' . $t->error_log);
+is "@{ $got->{sans} }", 'stream.test', 'for the name acme_certificate gives';
+like $got->{issuer_cn}, qr/Pebble Intermediate/i, 'issued by Pebble';
+is $got->{key_type}, 'ec', 'ECDSA key, the default';
+
+my $direct = $t->tls_get(name => 'stream.test', port => $t->port('https'), ca => $root,
+    request => '/hello');
+ok $direct->{verified}, 'the same certificate on the stream listener itself';
+is $direct->{serial}, $got->{serial}, 'same serial';
+is $direct->{status}, 200, 'proxied to the backend';
+is $direct->{body}, "backend\n", 'with the backend\'s answer';
+
+my $no_sni = $t->tls_get(port => $t->port('https'), ca => $root, request => '/probe');
+is $no_sni->{serial}, $got->{serial}, 'also served without SNI (no server_name in stream)';
+
+like $t->error_log, qr/answering tls-alpn-01 challenge for "stream\.test"/,
+    'tls-alpn-01 answered on the stream listener';
+like $t->error_log, qr/tls-alpn-01 handshake done, closing/,
+    'and the session ended after the challenge handshake';
+my @lines = split /\n/, do { local (@ARGV, $/) = $backend_log; <> } // '';
+is scalar(grep { $_ eq '' } @lines), 0,
+    'no challenge connection reached the backend (' . scalar(@lines) . ' connections)';
+ok scalar(grep { m{^GET /hello } } @lines), 'the client\'s request did';
+
+my @crt = glob($t->dir . '/acme/stream.test-*.crt');
+is scalar(@crt), 1, 'the certificate is in the stream issuer\'s state_path';
+unlike $t->error_log, qr/\[(?:alert|crit|emerg)\]/, 'no alerts';
+
+done_testing;
