@@ -202,10 +202,12 @@ ngx_int_t postconfiguration(ngx_conf_t *cf) {
     // its own, with its own engine and zone; certificates here would need
     // a second of each.
     if (amcf->certs.nelts > 0 && ngx_http_acme_stream_owned_conf(cf->cycle) != nullptr) {
+        auto *first = *static_cast<ngx_http_acme_cert_t **>(amcf->certs.elts);
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                      "acme: the stream block with acme_certificate comes before this http "
-                      "block, which has acme_certificate too: move the stream block after the "
-                      "http block, which then holds acme_issuer for both");
+                      "acme_certificate in %s:%ui: a stream block with acme_certificate comes "
+                      "before this http block: move the stream block after the http block, "
+                      "which then holds acme_issuer for both",
+                      first->file, first->line);
         return NGX_ERROR;
     }
     if (amcf->certs.nelts == 0 && amcf->issuers.nelts == 0) {
