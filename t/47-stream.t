@@ -13,32 +13,9 @@ AcmeTest->requires(root => 1, module => 1, stream => 1);
 
 my $t = AcmeTest->new(timeout => 120, log_level => 'info');
 
-# The backend: a tiny HTTP server that answers every request with its
-# name and logs the request line of each connection (an empty line for a
-# connection that sent nothing: the clients here always send a request).
-my $backend = $t->write_file('backend.pl', <<'EOF2');
-use strict; use IO::Socket::INET; use POSIX ();
-my ($port, $log) = @ARGV;
-my $srv = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
-    Listen => 128, ReuseAddr => 1) or die "listen $port: $!";
-$SIG{CHLD} = 'IGNORE';
-while (1) {
-    my $c = $srv->accept or next;
-    my $pid = fork;
-    if (defined $pid && !$pid) {
-        my $line = <$c> // '';
-        while (my $h = <$c>) { last if $h =~ /^\r?\n$/ }
-        $line =~ s/\r?\n$//;
-        open my $fh, '>>', $log; print $fh "$line\n"; close $fh;
-        print $c "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 8\r\n\r\nbackend\n" if $line;
-        close $c;
-        POSIX::_exit(0);
-    }
-    close $c;
-}
-EOF2
-my $backend_log = $t->dir . '/backend.log';
-$t->_spawn('backend', [$^X, $backend, $t->port('backend'), $backend_log]);
+# The backend logs each connection's request line; an empty line would be
+# a connection that sent nothing (the clients here always send a request).
+my $backend_log = $t->start_backend('backend');
 
 $t->start_pebble(env => { PEBBLE_WFE_NONCEREJECT => 0 },
     config => { tlsPort => $t->port('front') });

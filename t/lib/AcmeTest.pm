@@ -216,6 +216,14 @@ through; C<< $gate->close >> holds the next ones again and clears C<hit>.
 A connection held for 20 s goes through anyway. C<< $gate->stop >> stops
 it, otherwise stopped with the other processes; C<< $gate->pid >>.
 
+=item my $log = $t->start_backend($name)
+
+A tiny HTTP/1.0 server on 127.0.0.1:port($name), a process per
+connection, for C<proxy_pass> in a C<stream> server: every request gets
+C<200> with the body C<"$name\n">. Each connection adds one line to the
+file C<$log>: the request line, or an empty line when the connection sent
+nothing. Stopped with the other processes.
+
 =back
 
 =head2 Faults
@@ -1115,6 +1123,38 @@ sub pebble_orders {
 
 # ---------------------------------------------------------------------------
 # the gate
+
+sub start_backend {
+    my ($self, $name) = @_;
+    my $log = "$self->{dir}/$name.log";
+    my $script = $self->write_file("$name.pl", <<'EOF');
+use strict; use IO::Socket::INET; use POSIX ();
+my ($port, $log, $name) = @ARGV;
+my $srv = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
+    Listen => 256, ReuseAddr => 1) or die "listen $port: $!";
+$SIG{CHLD} = 'IGNORE';
+my $body = "$name\n";
+while (1) {
+    my $c = $srv->accept or next;
+    my $pid = fork;
+    if (defined $pid && !$pid) {
+        my $line = <$c> // '';
+        while (my $h = <$c>) { last if $h =~ /^\r?\n$/ }
+        $line =~ s/\r?\n$//;
+        open my $fh, '>>', $log; print $fh "$line\n"; close $fh;
+        print $c "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
+            . length($body) . "\r\n\r\n$body" if $line;
+        close $c;
+        POSIX::_exit(0);
+    }
+    close $c;
+}
+EOF
+    $self->_spawn($name, [$^X, $script, $self->port($name), $log, $name]);
+    $self->wait_for(sub { !_port_free($self->port($name)) }, timeout => 10)
+        or die "AcmeTest: backend $name did not start\n";
+    return $log;
+}
 
 sub start_gate {
     my ($self, %opt) = @_;
