@@ -20,7 +20,7 @@ my $backend_log = $t->start_backend('backend');
 $t->start_pebble(env => { PEBBLE_WFE_NONCEREJECT => 0 },
     config => { tlsPort => $t->port('front') });
 
-$t->write_nginx_conf(<<'EOF2', stream => 1);
+my $conf = <<'EOF2';
 stream {
     acme_issuer pebble {
         uri %%ACME_URI%%;
@@ -33,6 +33,7 @@ stream {
     # Port 443 of many set-ups: routed by SNI without terminating TLS.
     map $ssl_preread_server_name $route {
         stream.test  127.0.0.1:%%HTTPS_PORT%%;
+        stream2.test 127.0.0.1:%%PORT_SECOND%%;
         default      127.0.0.1:%%PORT_BACKEND%%;
     }
     server {
@@ -47,8 +48,10 @@ stream {
         acme_certificate pebble stream.test;
         proxy_pass 127.0.0.1:%%PORT_BACKEND%%;
     }
+    #SECOND#
 }
 EOF2
+$t->write_nginx_conf($conf, stream => 1);
 
 my ($rc, $out) = $t->run_nginx_t;
 is $rc, 0, 'nginx -t accepts acme_issuer and acme_certificate in stream without http'
@@ -88,6 +91,28 @@ ok scalar(grep { m{^GET /hello } } @lines), 'the client\'s request did';
 
 my @crt = glob($t->dir . '/acme/stream.test-*.crt');
 is scalar(@crt), 1, 'the certificate is in the stream issuer\'s state_path';
+
+# A reload with a second stream server: the new configuration (again the
+# stream block's own) serves the stored certificate from the first
+# handshake, orders only the new one, and the new workers serve both.
+(my $second = $conf) =~ s{#SECOND#}{server {
+        listen 127.0.0.1:%%PORT_SECOND%% ssl;
+        acme_certificate pebble stream2.test;
+        proxy_pass 127.0.0.1:%%PORT_BACKEND%%;
+    }};
+$t->write_nginx_conf($second, stream => 1);
+my $orders = $t->pebble_orders;
+ok $t->reload_nginx, 'reload with a second stream server';
+my $kept = $t->tls_get(name => 'stream.test', port => $t->port('https'), ca => $root,
+    request => '/probe');
+is $kept->{serial}, $got->{serial}, 'the new workers serve the stored certificate at once';
+my $new = $t->wait_for(sub {
+    my $r = $t->tls_get(name => 'stream2.test', port => $t->port('front'), ca => $root,
+        request => '/probe');
+    $r->{verified} ? $r : undef
+}, timeout => 60);
+ok $new, 'the second stream server gets its certificate after the reload';
+is $t->pebble_orders, $orders + 1, 'one new order, none for the stored certificate';
 unlike $t->error_log, qr/\[(?:alert|crit|emerg)\]/, 'no alerts';
 
 done_testing;
