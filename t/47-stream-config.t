@@ -125,7 +125,9 @@ $issuer
     }
 }
 EOF2
-    qr/acme_certificate in \S+ has no identifiers: in a stream server they are given as arguments/,
+    AcmeTest->nginx_at_least('1.25.5')
+        ? qr/acme_certificate in \S+ has no identifiers: give them as arguments or set server_name/
+        : qr/acme_certificate in \S+ has no identifiers: in a stream server they are given as arguments/,
     qr/acme_certificate pebble;/, stream => 1);
 
 rejects('unknown issuer', <<"EOF2",

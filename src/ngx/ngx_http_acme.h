@@ -155,6 +155,16 @@ char *ngx_http_acme_add_certificate(ngx_conf_t *cf, ngx_http_acme_main_conf_t *a
                                     ngx_array_t **keys);
 ngx_int_t ngx_http_acme_serve_certificates(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
                                            ngx_array_t *certs, SSL_CTX *ctx);
+// A server_name entry of http or stream.
+struct ngx_http_acme_server_name_t {
+    ngx_str_t name;
+    bool regex;
+};
+// The identifiers of an acme_certificate without them, from server_name;
+// NGX_ERROR (logged) when none is left.
+ngx_int_t ngx_http_acme_identifiers_from_names(ngx_conf_t *cf, ngx_http_acme_cert_t *cert,
+                                               const ngx_http_acme_server_name_t *names,
+                                               ngx_uint_t n);
 void ngx_http_acme_warn_shared_certificates(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf);
 
 // ngx_http_acme_ssl.cpp

@@ -111,6 +111,7 @@ const ngx_http_acme_api_t ngx_http_acme_api = {
     ngx_http_acme_event_command,
     ngx_http_acme_warn_window,
     ngx_http_acme_add_certificate,
+    ngx_http_acme_identifiers_from_names,
     stream_serve_certificates,
     stream_session_id,
     ngx_http_acme_tls_alpn_add,

@@ -180,18 +180,16 @@ char *certificate(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf, ngx_array_t *
 }
 
 // Identifiers from server_name, as nginx-acme derives them.
-ngx_int_t identifiers_from_server_names(ngx_conf_t *cf, ngx_http_acme_cert_t *cert) {
-    auto *cscf = static_cast<ngx_http_core_srv_conf_t *>(
-        ngx_http_conf_get_module_srv_conf(cf, ngx_http_core_module));
-    auto *names = static_cast<ngx_http_server_name_t *>(cscf->server_names.elts);
-
-    for (ngx_uint_t i = 0; i < cscf->server_names.nelts; i++) {
+// names: an http server's (or, from nginx 1.25.5, a stream server's).
+ngx_int_t identifiers_from_server_names(ngx_conf_t *cf, ngx_http_acme_cert_t *cert,
+                                        const ngx_http_acme_server_name_t *names, ngx_uint_t n) {
+    for (ngx_uint_t i = 0; i < n; i++) {
         std::string name = ngx_http_acme_string(names[i].name);
         if (name.empty()) {
             continue;
         }
 #if (NGX_PCRE)
-        if (names[i].regex != nullptr) {
+        if (names[i].regex) {
             ngx_log_error(NGX_LOG_WARN, cf->log, 0,
                           "acme_certificate in %s:%ui: regular expression server_name \"%s\" "
                           "is skipped",
@@ -231,6 +229,21 @@ ngx_int_t identifiers_from_server_names(ngx_conf_t *cf, ngx_http_acme_cert_t *ce
         return NGX_ERROR;
     }
     return NGX_OK;
+}
+
+ngx_int_t identifiers_from_http_server_names(ngx_conf_t *cf, ngx_http_acme_cert_t *cert) {
+    auto *cscf = static_cast<ngx_http_core_srv_conf_t *>(
+        ngx_http_conf_get_module_srv_conf(cf, ngx_http_core_module));
+    auto *names = static_cast<ngx_http_server_name_t *>(cscf->server_names.elts);
+    std::vector<ngx_http_acme_server_name_t> list;
+    for (ngx_uint_t i = 0; i < cscf->server_names.nelts; i++) {
+#if (NGX_PCRE)
+        list.push_back({names[i].name, names[i].regex != nullptr});
+#else
+        list.push_back({names[i].name, false});
+#endif
+    }
+    return identifiers_from_server_names(cf, cert, list.data(), list.size());
 }
 
 void free_cert_index(void *data) { delete static_cast<ngx_http_acme_cert_index_t *>(data); }
@@ -298,7 +311,7 @@ char *ngx_http_acme_merge_certificates(ngx_conf_t *cf, ngx_http_acme_srv_conf_t 
     auto **certs = static_cast<ngx_http_acme_cert_t **>(conf->certs->elts);
     for (ngx_uint_t i = 0; i < conf->certs->nelts; i++) {
         if (!certs[i]->explicit_identifiers &&
-            identifiers_from_server_names(cf, certs[i]) != NGX_OK) {
+            identifiers_from_http_server_names(cf, certs[i]) != NGX_OK) {
             return NGX_HTTP_ACME_CONF_ERROR;
         }
     }
@@ -309,6 +322,17 @@ char *ngx_http_acme_merge_certificates(ngx_conf_t *cf, ngx_http_acme_srv_conf_t 
         return NGX_HTTP_ACME_CONF_ERROR;
     }
     return NGX_CONF_OK;
+}
+
+ngx_int_t ngx_http_acme_identifiers_from_names(ngx_conf_t *cf, ngx_http_acme_cert_t *cert,
+                                               const ngx_http_acme_server_name_t *names,
+                                               ngx_uint_t n) {
+    try {
+        return identifiers_from_server_names(cf, cert, names, n);
+    } catch (const std::exception &e) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "acme: %s", e.what());
+        return NGX_ERROR;
+    }
 }
 
 ngx_int_t ngx_http_acme_serve_certificates(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,

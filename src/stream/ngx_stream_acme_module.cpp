@@ -16,6 +16,7 @@ extern "C" {
 }
 
 #include <exception>
+#include <vector>
 
 #include "ngx/ngx_http_acme_api.h"
 
@@ -209,18 +210,40 @@ char *ngx_stream_acme_certificate(ngx_conf_t *cf, ngx_command_t *, void *conf) {
                                   &sscf->certificate_keys);
 }
 
-// Stream servers have no server_name before nginx 1.25.5, and the names
-// of a stream server are a routing detail: the identifiers are given.
-ngx_int_t check_identifiers(ngx_conf_t *cf, ngx_array_t *certs) {
+// Identifiers not given: from the stream server's server_name, which
+// nginx has from 1.25.5; before, there is none to take them from.
+ngx_int_t identifiers_from_server_names(ngx_conf_t *cf, ngx_stream_acme_main_conf_t *smcf,
+                                        ngx_array_t *certs) {
     auto **list = static_cast<ngx_http_acme_cert_t **>(certs->elts);
     for (ngx_uint_t i = 0; i < certs->nelts; i++) {
-        if (list[i]->identifiers.nelts == 0) {
-            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                          "acme_certificate in %s:%ui has no identifiers: in a stream server "
-                          "they are given as arguments (acme_certificate ISSUER NAME ...)",
-                          list[i]->file, list[i]->line);
+        if (list[i]->identifiers.nelts != 0) {
+            continue;
+        }
+#if nginx_version >= 1025005
+        auto *cscf = static_cast<ngx_stream_core_srv_conf_t *>(
+            ngx_stream_conf_get_module_srv_conf(cf, ngx_stream_core_module));
+        auto *names = static_cast<ngx_stream_server_name_t *>(cscf->server_names.elts);
+        std::vector<ngx_http_acme_server_name_t> found;
+        for (ngx_uint_t k = 0; k < cscf->server_names.nelts; k++) {
+#if (NGX_PCRE)
+            found.push_back({names[k].name, names[k].regex != nullptr});
+#else
+            found.push_back({names[k].name, false});
+#endif
+        }
+        if (smcf->api->identifiers_from_names(cf, list[i], found.data(), found.size()) !=
+            NGX_OK) {
             return NGX_ERROR;
         }
+#else
+        (void)smcf;
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "acme_certificate in %s:%ui has no identifiers: in a stream server "
+                      "they are given as arguments (acme_certificate ISSUER NAME ...), "
+                      "nginx " NGINX_VERSION " has no server_name in stream",
+                      list[i]->file, list[i]->line);
+        return NGX_ERROR;
+#endif
     }
     return NGX_OK;
 }
@@ -235,7 +258,7 @@ char *merge_srv_conf(ngx_conf_t *cf, ngx_stream_acme_srv_conf_t *ascf) {
         ascf->certs = nullptr;
     }
     if (ascf->certs != nullptr) {
-        if (check_identifiers(cf, ascf->certs) != NGX_OK ||
+        if (identifiers_from_server_names(cf, smcf, ascf->certs) != NGX_OK ||
             smcf->api->serve_certificates(cf, smcf->amcf, ascf->certs, ctx) != NGX_OK) {
             return NGX_HTTP_ACME_CONF_ERROR;
         }
