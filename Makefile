@@ -1,9 +1,10 @@
 # Build, test and demo for ngx_http_acme_module.
-#   make            build build/ngx_http_acme_module.so against Debian's nginx-dev
-#                   (or NGINX_SRC=<nginx source tree>)
-#   make install    copy the module into nginx's modules directory
+#   make            build build/ngx_http_acme_module.so and ngx_stream_acme_module.so
+#                   against Debian's nginx-dev (or NGINX_SRC=<nginx source tree>)
+#   make install    copy the modules into nginx's modules directory
 #   make test       install what is missing, then unit and integration tests
-#   make deb        build libnginx-mod-http-acme_<version>_<arch>.deb (dh, dh_nginx)
+#   make deb        build libnginx-mod-http-acme_<version>_<arch>.deb and
+#                   libnginx-mod-stream-acme_<version>_<arch>.deb (dh, dh_nginx)
 #   make ... DISTRO=trixie|sid   the same inside a Debian 13 / sid tree (.deps/distro)
 #   make test SANITIZE=address,undefined   the same with the unit tests and the
 #                   module built with gcc's ASan and UBSan, into build-sanitize/
