@@ -129,8 +129,12 @@ ngx_http_acme_main_conf_t *ngx_http_acme_stream_owned_conf(ngx_cycle_t *cycle) {
 }
 
 ngx_http_acme_main_conf_t *ngx_http_acme_cycle_main_conf(ngx_cycle_t *cycle) {
-    if (ngx_http_acme_main_conf_t *amcf = ngx_http_acme_stream_owned_conf(cycle)) {
-        return amcf;
+    // Every stream block gets one when the module is loaded and no http
+    // block came before it; one without certificates leaves the http
+    // block's (after the stream block) in charge.
+    ngx_http_acme_main_conf_t *owned = ngx_http_acme_stream_owned_conf(cycle);
+    if (owned != nullptr && owned->certs.nelts > 0) {
+        return owned;
     }
     return http_main_conf(cycle);
 }

@@ -52,7 +52,8 @@ extern "C" const ngx_http_acme_api_t ngx_http_acme_api;
 
 // ngx_http_acme_api.cpp, for the http module's own files.
 // The configuration the process serves: the http block's, or the one a
-// stream block made when there was no http block before it.
+// stream block made when there was no http block before it (if it has
+// certificates).
 ngx_http_acme_main_conf_t *ngx_http_acme_cycle_main_conf(ngx_cycle_t *cycle);
 // A configuration made for a stream block of this cycle, if any.
 ngx_http_acme_main_conf_t *ngx_http_acme_stream_owned_conf(ngx_cycle_t *cycle);

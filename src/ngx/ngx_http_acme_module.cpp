@@ -201,7 +201,8 @@ ngx_int_t postconfiguration(ngx_conf_t *cf) {
     // stream{}: a stream block before this one made a configuration of
     // its own, with its own engine and zone; certificates here would need
     // a second of each.
-    if (amcf->certs.nelts > 0 && ngx_http_acme_stream_owned_conf(cf->cycle) != nullptr) {
+    ngx_http_acme_main_conf_t *stream_owned = ngx_http_acme_stream_owned_conf(cf->cycle);
+    if (amcf->certs.nelts > 0 && stream_owned != nullptr && stream_owned->certs.nelts > 0) {
         auto *first = *static_cast<ngx_http_acme_cert_t **>(amcf->certs.elts);
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                       "acme_certificate in %s:%ui: a stream block with acme_certificate comes "
