@@ -28,7 +28,8 @@ http {
     }
     server {
         listen 127.0.0.1:%%HTTP_PORT%%;
-        return 404;
+        location = /status { acme_status; }
+        location / { return 404; }
     }
     server {
         listen 127.0.0.1:%%PORT_WEB%% ssl;
@@ -96,6 +97,19 @@ SKIP: {
 }
 like $t->error_log, qr/answered http-01 challenge/, 'http-01 answered by the http block';
 unlike $t->error_log, qr/answering tls-alpn-01/, 'no tls-alpn-01 (the issuer uses http-01)';
+
+# The status page (in the http block) lists the stream certificates too:
+# the board is sized for them, though the http block made it first.
+use JSON::PP ();
+my $status = $t->wait_for(sub {
+    my $r = $t->http_get('/status', host => 'status.test');
+    my $s = ($r->{status} // 0) == 200 && eval { JSON::PP::decode_json($r->{content}) } or return;
+    my %state = map { $_->{names}[0] => $_->{state} } @{ $s->{certificates} };
+    (grep { ($state{$_} // '') eq 'valid' } keys %state) == ($named ? 3 : 2) ? \%state : undef
+}, timeout => 20);
+is_deeply [sort keys %{ $status || {} }], [sort 'shared.test', 'only.test', $named ? 'named.test' : ()],
+    'acme_status lists the shared and the stream-only certificates, valid'
+    or diag $t->http_get('/status', host => 'status.test')->{content};
 unlike $t->error_log, qr/\[(?:alert|crit|emerg)\]/, 'no alerts';
 
 done_testing;

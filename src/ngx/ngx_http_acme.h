@@ -197,6 +197,8 @@ acme::SharedState *ngx_http_acme_shared_state(ngx_cycle_t *cycle);
 // ngx_http_acme_status.cpp
 char *ngx_http_acme_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_http_acme_add_status_zone(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf);
+// Sizes it again for certificates added since (a stream block's).
+void ngx_http_acme_resize_status_zone(ngx_http_acme_main_conf_t *amcf);
 acme::StatusBoard *ngx_http_acme_status_board(ngx_cycle_t *cycle);
 
 // ngx_http_acme_events.cpp

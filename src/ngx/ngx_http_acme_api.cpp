@@ -140,10 +140,12 @@ ngx_http_acme_main_conf_t *ngx_http_acme_cycle_main_conf(ngx_cycle_t *cycle) {
 }
 
 ngx_int_t ngx_http_acme_activate(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf) {
-    // Done for the http block's certificates already: only the state paths
-    // of issuers that just became used are added (ngx_add_path keeps one
-    // entry per path).
+    // Done for the http block's certificates already: the status board is
+    // sized again for the new ones, and only the state paths of issuers
+    // that just became used are added (ngx_add_path keeps one entry per
+    // path).
     if (amcf->zone != nullptr) {
+        ngx_http_acme_resize_status_zone(amcf);
         return ngx_http_acme_add_helper(cf, amcf);
     }
     if (ngx_http_acme_add_zone(cf, amcf) != NGX_OK ||
