@@ -1,9 +1,10 @@
 # Build, test and demo for ngx_http_acme_module.
-#   make            build build/ngx_http_acme_module.so against Debian's nginx-dev
-#                   (or NGINX_SRC=<nginx source tree>)
-#   make install    copy the module into nginx's modules directory
+#   make            build build/ngx_http_acme_module.so and ngx_stream_acme_module.so
+#                   against Debian's nginx-dev (or NGINX_SRC=<nginx source tree>)
+#   make install    copy the modules into nginx's modules directory
 #   make test       install what is missing, then unit and integration tests
-#   make deb        build libnginx-mod-http-acme_<version>_<arch>.deb (dh, dh_nginx)
+#   make deb        build libnginx-mod-http-acme_<version>_<arch>.deb and
+#                   libnginx-mod-stream-acme_<version>_<arch>.deb (dh, dh_nginx)
 #   make ... DISTRO=trixie|sid   the same inside a Debian 13 / sid tree (.deps/distro)
 #   make test SANITIZE=address,undefined   the same with the unit tests and the
 #                   module built with gcc's ASan and UBSan, into build-sanitize/
@@ -30,6 +31,8 @@ else
 BUILD       ?= $(CURDIR)/build-sanitize
 endif
 MODULE      := $(BUILD)/ngx_http_acme_module.so
+# Built with it (same addon config and rule); tests find it next to MODULE.
+STREAM_MODULE := $(BUILD)/ngx_stream_acme_module.so
 MODULES_DIR ?= /usr/lib/nginx/modules
 DEPS        := $(CURDIR)/.deps
 PEBBLE_DIR  ?= $(DEPS)/pebble
@@ -38,6 +41,7 @@ ENGINE_SRCS := $(wildcard src/acme/*.cpp)
 ENGINE_HDRS := $(wildcard src/acme/*.h)
 GLUE_SRCS   := $(wildcard src/ngx/*.cpp)
 GLUE_HDRS   := $(wildcard src/ngx/*.h)
+STREAM_SRCS := $(wildcard src/stream/*.cpp) src/stream/exports.map
 UNIT_SRCS   := $(wildcard t/unit/*.cpp)
 UNIT_HDRS   := $(wildcard t/unit/*.h)
 
@@ -107,7 +111,7 @@ all: $(MODULE)
 # build directory is given relative to that copy: nginx's auto/make turns
 # ".c" into ".o" anywhere in an object path, so an absolute one broke the
 # build of a checkout whose path contains ".c" (say /tmp/tmp.c1JSZKmD7R).
-$(BUILD)/objs/Makefile: config src/acme src/ngx
+$(BUILD)/objs/Makefile: config src/acme src/ngx src/stream
 	@test -d $(NGINX_SRC) || { echo "no nginx sources at $(NGINX_SRC): run 'make deps' or set NGINX_SRC"; exit 1; }
 	rm -rf $(BUILD)/nginx && mkdir -p $(BUILD) && cp -a $(NGINX_SRC) $(BUILD)/nginx
 	cd $(BUILD)/nginx && if [ -f conf_flags ]; then \
@@ -116,10 +120,11 @@ $(BUILD)/objs/Makefile: config src/acme src/ngx
 	    ./configure --with-compat --with-http_ssl_module --with-threads --add-dynamic-module=$(CURDIR) --builddir=../objs; \
 	  fi >$(BUILD)/configure.log 2>&1 || { tail -30 $(BUILD)/configure.log; exit 1; }
 
-$(MODULE): $(BUILD)/objs/Makefile $(ENGINE_SRCS) $(ENGINE_HDRS) $(GLUE_SRCS) $(GLUE_HDRS) src/ngx/exports.map
+$(MODULE): $(BUILD)/objs/Makefile $(ENGINE_SRCS) $(ENGINE_HDRS) $(GLUE_SRCS) $(GLUE_HDRS) src/ngx/exports.map $(STREAM_SRCS)
 	$(MAKE) -C $(BUILD)/nginx -f $(BUILD)/objs/Makefile modules
 	# A running nginx may have the module mapped: replace the file, never rewrite it.
 	cp $(BUILD)/objs/ngx_http_acme_module.so $(MODULE).tmp && mv -f $(MODULE).tmp $(MODULE)
+	cp $(BUILD)/objs/ngx_stream_acme_module.so $(STREAM_MODULE).tmp && mv -f $(STREAM_MODULE).tmp $(STREAM_MODULE)
 
 # The Debian package, for the distribution make runs on (scripts/build-deb.sh).
 DEB_VERSION := $(shell dpkg-parsechangelog -l debian/changelog -S Version 2>/dev/null)
@@ -128,11 +133,12 @@ DEB         := $(BUILD)/libnginx-mod-http-acme_$(DEB_VERSION)_$(DEB_ARCH).deb
 
 deb: $(DEB)
 
-$(DEB): config $(ENGINE_SRCS) $(ENGINE_HDRS) $(GLUE_SRCS) $(GLUE_HDRS) src/ngx/exports.map $(wildcard debian/* debian/source/*) scripts/build-deb.sh
+$(DEB): config $(ENGINE_SRCS) $(ENGINE_HDRS) $(GLUE_SRCS) $(GLUE_HDRS) src/ngx/exports.map $(STREAM_SRCS) $(wildcard debian/* debian/source/*) scripts/build-deb.sh
 	bash scripts/build-deb.sh $(BUILD) $(JOBS)
 
 install: $(MODULE)
 	install -m 0644 $(MODULE) $(MODULES_DIR)/ngx_http_acme_module.so
+	install -m 0644 $(STREAM_MODULE) $(MODULES_DIR)/ngx_stream_acme_module.so
 
 deps:
 	@bash scripts/setup-deps.sh

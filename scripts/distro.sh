@@ -42,6 +42,7 @@ PACKAGES=(
     libcurl4-openssl-dev libjansson-dev libgtest-dev perl
     libio-socket-ssl-perl libnet-ssleay-perl curl openssl procps wrk
     libldns-dev bind9 bind9-utils bind9-dnsutils libhiredis-dev redis-server redis-tools
+    libnginx-mod-stream
 )
 # Bumped when the way the tree is made changes.
 TREE_FORMAT=1

@@ -21,6 +21,7 @@ PACKAGES=(
     prometheus faketime  # promtool for the metrics test, libfaketime for t/86
     libldns-dev ldnsutils bind9 bind9-utils bind9-dnsutils  # dns-01: RFC 2136 client, test DNS server
     libhiredis-dev redis-server redis-tools                   # cluster storage and its test server
+    libnginx-mod-stream  # nginx's stream module, for ngx_stream_acme_module's tests and package
 )
 # JSON::PP is in perl core; its own package is only a newer copy.
 OPTIONAL=(libjson-pp-perl)

@@ -6,6 +6,10 @@
 # passes nginx -t, and the installed module gets a certificate from Pebble.
 # Remove keeps the state, purge deletes it. The machine is left as it was:
 # the package purged, sites-enabled restored, no distro nginx running.
+# libnginx-mod-stream-acme, built next to it, is installed with it: it
+# depends on it and on Debian's libnginx-mod-stream, is enabled after
+# both, and a stream server gets its certificate with the installed
+# modules; removing the http package removes it too.
 use strict;
 use warnings;
 use Test::More;
@@ -20,6 +24,8 @@ my $SITES = '/etc/nginx/sites-enabled';
 my $SAVED = '/etc/nginx/.sites-enabled.acme-test';
 my $STATE = '/var/lib/nginx/acme';
 my $ENABLED = '/etc/nginx/modules-enabled/50-mod-http-acme.conf';
+my $SPKG = 'libnginx-mod-stream-acme';
+my $SENABLED = '/etc/nginx/modules-enabled/70-mod-stream-acme.conf';
 
 sub dpkg_status {
     my ($pkg) = @_;
@@ -33,8 +39,16 @@ if (!$deb || !-r $deb) {
 if (dpkg_status('nginx') !~ /install ok installed/ || !-d $SITES || !-r '/etc/nginx/nginx.conf') {
     plan skip_all => "Debian's nginx package with its stock configuration is not installed";
 }
-if (dpkg_status($PKG) =~ /installed|config-files/ || -e $STATE) {
-    plan skip_all => "$PKG or $STATE is already on this machine: not touching it";
+if (dpkg_status($PKG) =~ /installed|config-files/ || dpkg_status($SPKG) =~ /installed|config-files/
+    || -e $STATE) {
+    plan skip_all => "$PKG, $SPKG or $STATE is already on this machine: not touching it";
+}
+(my $sdeb = $deb) =~ s{libnginx-mod-http-acme_([^/]+)$}{libnginx-mod-stream-acme_$1};
+if (!-r $sdeb) {
+    plan skip_all => "no $sdeb beside $deb (make deb builds both)";
+}
+if (dpkg_status('libnginx-mod-stream') !~ /install ok installed/) {
+    plan skip_all => "Debian's libnginx-mod-stream is not installed (make deps)";
 }
 # A run that was killed after moving sites-enabled aside: put it back.
 if (-d $SAVED) {
@@ -43,6 +57,7 @@ if (-d $SAVED) {
 }
 
 $deb = File::Spec->rel2abs($deb);
+$sdeb = File::Spec->rel2abs($sdeb);
 my $t = AcmeTest->new(timeout => 120);
 
 # What nginx -t and the workers of a stock configuration change, put back at
@@ -85,8 +100,8 @@ sub restore {
         $moved = 0;
     }
     if ($installed) {
-        my ($rc, $out) = apt('purge', $PKG);
-        warn "apt-get purge $PKG failed:\n$out" if $rc;
+        my ($rc, $out) = apt('purge', $PKG, $SPKG);
+        warn "apt-get purge $PKG $SPKG failed:\n$out" if $rc;
         $installed = 0;
     }
     for my $dir (keys %owner) {
@@ -101,10 +116,29 @@ sub restore {
 END { restore() }
 
 # --- install
-my ($rc, $out) = apt('install', $deb);
+my ($rc, $out) = apt('install', $deb, $sdeb);
 $installed = 1;
-is $rc, 0, "apt-get install $deb" or BAIL_OUT($out);
+is $rc, 0, "apt-get install $deb $sdeb" or BAIL_OUT($out);
 like dpkg_status($PKG), qr/install ok installed/, 'package installed';
+like dpkg_status($SPKG), qr/install ok installed/, 'stream package installed';
+
+my $sdepends = `dpkg-query -W -f='\${Depends}' $SPKG`;
+my $version = `dpkg-query -W -f='\${Version}' $PKG`;
+like $sdepends, qr/\blibnginx-mod-http-acme \(= \Q$version\E\)/,
+    "stream package depends on $PKG of the same version ($sdepends)";
+like $sdepends, qr/\blibnginx-mod-stream\b(?!-)/, 'and on libnginx-mod-stream';
+like $sdepends, qr/\bnginx-abi-/, 'and on an nginx ABI';
+ok -f '/usr/lib/nginx/modules/ngx_stream_acme_module.so', 'stream module in /usr/lib/nginx/modules';
+my $savailable = '/usr/share/nginx/modules-available/mod-stream-acme.conf';
+is AcmeTest::_slurp($savailable), "load_module modules/ngx_stream_acme_module.so;\n",
+    "$savailable loads it";
+is readlink($SENABLED), $savailable, "enabled by $SENABLED";
+my @enabled = map { s{.*/}{}r } sort glob('/etc/nginx/modules-enabled/*.conf');
+my %at = map { $enabled[$_] => $_ } 0 .. $#enabled;
+ok defined $at{'50-mod-stream.conf'} && defined $at{'50-mod-http-acme.conf'}
+    && $at{'70-mod-stream-acme.conf'} > $at{'50-mod-stream.conf'}
+    && $at{'70-mod-stream-acme.conf'} > $at{'50-mod-http-acme.conf'},
+    "modules-enabled loads it after nginx's stream module and ngx_http_acme_module (@enabled)";
 
 my $depends = `dpkg-query -W -f='\${Depends}' $PKG`;
 my ($abi) = $depends =~ /\b(nginx-abi-[^\s,]+)/;
@@ -164,10 +198,18 @@ http {
     scgi_temp_path %%TESTDIR%%/scgi;
     include /etc/nginx/sites-enabled/*;
 }
+stream {
+    server {
+        listen 127.0.0.1:%%PORT_STREAM%% ssl;
+        acme_certificate pebble stream-deb.test;
+        proxy_pass 127.0.0.1:%%PORT_BACKEND%%;
+    }
+}
 EOF
 user www-data;
 include /etc/nginx/modules-enabled/*.conf;
 TOP
+$t->start_backend('backend');
 $t->start_nginx;
 my $root = $t->pebble_root;
 my $r = $t->wait_for(sub {
@@ -176,6 +218,14 @@ my $r = $t->wait_for(sub {
     }, timeout => 30);
 ok $r, 'certificate from Pebble with the installed module' or diag $t->error_log;
 is $r && $r->{body}, "deb\n", 'served over it';
+my $sr = $t->wait_for(sub {
+        my $r = $t->tls_get(name => 'stream-deb.test', port => $t->port('stream'), ca => $root,
+            request => '/');
+        $r->{verified} ? $r : undef
+    }, timeout => 30);
+ok $sr, 'certificate from Pebble for the stream server with the installed modules'
+    or diag $t->error_log;
+is $sr && $sr->{body}, "backend\n", 'proxied to the backend over it';
 my @crt = glob("$STATE/pebble/deb.test-*.crt");
 ok @crt, "stored under $STATE/pebble";
 @st = stat "$STATE/pebble";
@@ -187,13 +237,18 @@ $t->stop_nginx;
 is $rc, 0, "apt-get remove $PKG" or diag $out;
 ok !-e '/usr/lib/nginx/modules/ngx_http_acme_module.so', 'remove: module gone';
 ok !-e $ENABLED, 'remove: not enabled';
+unlike dpkg_status($SPKG), qr/install ok installed/, 'remove: the stream package went with it';
+ok !-e '/usr/lib/nginx/modules/ngx_stream_acme_module.so', 'remove: stream module gone';
+ok !-e $SENABLED, 'remove: stream module not enabled';
 ok -d $STATE && (grep { -f } glob("$STATE/pebble/deb.test-*.crt")), "remove: $STATE kept";
-($rc, $out) = apt('purge', $PKG);
-is $rc, 0, "apt-get purge $PKG" or diag $out;
+($rc, $out) = apt('purge', $PKG, $SPKG);
+is $rc, 0, "apt-get purge $PKG $SPKG" or diag $out;
 $installed = 0 unless $rc;
 ok !-e $STATE, "purge: $STATE gone";
 ok !grep({ -l } glob('/etc/nginx/modules-enabled/*mod-http-acme*')), 'purge: no link left';
 unlike dpkg_status($PKG), qr/installed|config-files/, 'purge: nothing of the package left in dpkg';
+unlike dpkg_status($SPKG), qr/installed|config-files/, 'purge: nor of the stream package';
+ok !grep({ -l } glob('/etc/nginx/modules-enabled/*mod-stream-acme*')), 'purge: no stream link left';
 
 restore();
 ok -d $SITES && !-e $SAVED, 'sites-enabled restored';

@@ -151,15 +151,35 @@ ngx_http_acme_issuer_t *ngx_http_acme_find_issuer(ngx_http_acme_main_conf_t *amc
 // ngx_http_acme_certificate.cpp
 char *ngx_http_acme_certificate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_acme_merge_certificates(ngx_conf_t *cf, ngx_http_acme_srv_conf_t *conf);
+// acme_certificate in http or stream (ngx_http_acme_api.h has the arguments).
+char *ngx_http_acme_add_certificate(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
+                                    ngx_array_t **certs, ngx_array_t **certificates,
+                                    ngx_array_t **keys);
+ngx_int_t ngx_http_acme_serve_certificates(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
+                                           ngx_array_t *certs, SSL_CTX *ctx);
+// A server_name entry of http or stream.
+struct ngx_http_acme_server_name_t {
+    ngx_str_t name;
+    bool regex;
+};
+// The identifiers of an acme_certificate without them, from server_name;
+// NGX_ERROR (logged) when none is left.
+ngx_int_t ngx_http_acme_identifiers_from_names(ngx_conf_t *cf, ngx_http_acme_cert_t *cert,
+                                               const ngx_http_acme_server_name_t *names,
+                                               ngx_uint_t n);
 void ngx_http_acme_warn_shared_certificates(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf);
 
 // ngx_http_acme_ssl.cpp
 char *ngx_http_acme_add_fallback(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
-                                 acme::KeyType type);
+                                 acme::KeyType type, ngx_array_t **certificates,
+                                 ngx_array_t **keys);
 ngx_int_t ngx_http_acme_serve(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
                               ngx_http_acme_cert_t *cert, ngx_str_t *state_path, SSL_CTX *ctx);
 ngx_int_t ngx_http_acme_session_context(ngx_conf_t *cf, ngx_http_acme_srv_conf_t *ascf,
                                         ngx_http_ssl_srv_conf_t *sscf);
+// "HTTP acme <basename>...": what ngx_http_acme_session_context sets.
+ngx_int_t ngx_http_acme_session_id(ngx_conf_t *cf, const char *protocol, ngx_array_t *certs,
+                                   ngx_str_t *id);
 ngx_int_t ngx_http_acme_init_swap(ngx_cycle_t *cycle);
 // Wipes and frees a malloc'd "data:" PEM copy.
 void ngx_http_acme_forget_pem(ngx_str_t *slot);
@@ -179,6 +199,8 @@ acme::SharedState *ngx_http_acme_shared_state(ngx_cycle_t *cycle);
 // ngx_http_acme_status.cpp
 char *ngx_http_acme_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_http_acme_add_status_zone(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf);
+// Sizes it again for certificates added since (a stream block's).
+void ngx_http_acme_resize_status_zone(ngx_http_acme_main_conf_t *amcf);
 acme::StatusBoard *ngx_http_acme_status_board(ngx_cycle_t *cycle);
 
 // ngx_http_acme_events.cpp

@@ -70,9 +70,10 @@ ngx_http_acme_cert_t *make_certificate(ngx_conf_t *cf, const ngx_str_t &issuer,
     return cert;
 }
 
-char *certificate(ngx_conf_t *cf, ngx_http_acme_srv_conf_t *ascf) {
-    auto *amcf = static_cast<ngx_http_acme_main_conf_t *>(
-        ngx_http_conf_get_module_main_conf(cf, ngx_http_acme_module));
+// certs: the server's acme_certificate list; certificates and keys: its
+// ssl_certificate and ssl_certificate_key, in http or stream.
+char *certificate(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf, ngx_array_t **certs,
+                  ngx_array_t **certificates, ngx_array_t **keys) {
     auto *value = static_cast<ngx_str_t *>(cf->args->elts);
 
     ngx_array_t identifiers;
@@ -138,18 +139,18 @@ char *certificate(ngx_conf_t *cf, ngx_http_acme_srv_conf_t *ascf) {
         types.push_back(acme::KeyType::ecdsa256);
     }
 
-    if (ascf->certs == NGX_CONF_UNSET_PTR) {
-        ascf->certs = ngx_array_create(cf->pool, 1, sizeof(ngx_http_acme_cert_t *));
-        if (ascf->certs == nullptr) {
+    if (*certs == NGX_CONF_UNSET_PTR) {
+        *certs = ngx_array_create(cf->pool, 1, sizeof(ngx_http_acme_cert_t *));
+        if (*certs == nullptr) {
             return NGX_HTTP_ACME_CONF_ERROR;
         }
     }
 
     // Several key= order one certificate per key type, for the same names.
     for (acme::KeyType type : types) {
-        auto *certs = static_cast<ngx_http_acme_cert_t **>(ascf->certs->elts);
-        for (ngx_uint_t i = 0; i < ascf->certs->nelts; i++) {
-            if (certs[i]->key_type == type) {
+        auto *have = static_cast<ngx_http_acme_cert_t **>((*certs)->elts);
+        for (ngx_uint_t i = 0; i < (*certs)->nelts; i++) {
+            if (have[i]->key_type == type) {
                 return ngx_http_acme_conf_error(
                     cf, 0, "duplicate \"acme_certificate\" with the same key type");
             }
@@ -159,7 +160,7 @@ char *certificate(ngx_conf_t *cf, ngx_http_acme_srv_conf_t *ascf) {
             return NGX_HTTP_ACME_CONF_ERROR;
         }
         cert->renew_before = renew_before;
-        auto **slot = static_cast<ngx_http_acme_cert_t **>(ngx_array_push(ascf->certs));
+        auto **slot = static_cast<ngx_http_acme_cert_t **>(ngx_array_push(*certs));
         auto **all = static_cast<ngx_http_acme_cert_t **>(ngx_array_push(&amcf->certs));
         if (slot == nullptr || all == nullptr) {
             return NGX_HTTP_ACME_CONF_ERROR;
@@ -171,7 +172,7 @@ char *certificate(ngx_conf_t *cf, ngx_http_acme_srv_conf_t *ascf) {
         // its "no ssl_certificate" check, only for servers with
         // certificates: give it an in-memory fallback now; merge puts the
         // stored one in its place.
-        if (ngx_http_acme_add_fallback(cf, amcf, type) != NGX_CONF_OK) {
+        if (ngx_http_acme_add_fallback(cf, amcf, type, certificates, keys) != NGX_CONF_OK) {
             return NGX_HTTP_ACME_CONF_ERROR;
         }
     }
@@ -179,18 +180,16 @@ char *certificate(ngx_conf_t *cf, ngx_http_acme_srv_conf_t *ascf) {
 }
 
 // Identifiers from server_name, as nginx-acme derives them.
-ngx_int_t identifiers_from_server_names(ngx_conf_t *cf, ngx_http_acme_cert_t *cert) {
-    auto *cscf = static_cast<ngx_http_core_srv_conf_t *>(
-        ngx_http_conf_get_module_srv_conf(cf, ngx_http_core_module));
-    auto *names = static_cast<ngx_http_server_name_t *>(cscf->server_names.elts);
-
-    for (ngx_uint_t i = 0; i < cscf->server_names.nelts; i++) {
+// names: an http server's (or, from nginx 1.25.5, a stream server's).
+ngx_int_t identifiers_from_server_names(ngx_conf_t *cf, ngx_http_acme_cert_t *cert,
+                                        const ngx_http_acme_server_name_t *names, ngx_uint_t n) {
+    for (ngx_uint_t i = 0; i < n; i++) {
         std::string name = ngx_http_acme_string(names[i].name);
         if (name.empty()) {
             continue;
         }
 #if (NGX_PCRE)
-        if (names[i].regex != nullptr) {
+        if (names[i].regex) {
             ngx_log_error(NGX_LOG_WARN, cf->log, 0,
                           "acme_certificate in %s:%ui: regular expression server_name \"%s\" "
                           "is skipped",
@@ -232,6 +231,21 @@ ngx_int_t identifiers_from_server_names(ngx_conf_t *cf, ngx_http_acme_cert_t *ce
     return NGX_OK;
 }
 
+ngx_int_t identifiers_from_http_server_names(ngx_conf_t *cf, ngx_http_acme_cert_t *cert) {
+    auto *cscf = static_cast<ngx_http_core_srv_conf_t *>(
+        ngx_http_conf_get_module_srv_conf(cf, ngx_http_core_module));
+    auto *names = static_cast<ngx_http_server_name_t *>(cscf->server_names.elts);
+    std::vector<ngx_http_acme_server_name_t> list;
+    for (ngx_uint_t i = 0; i < cscf->server_names.nelts; i++) {
+#if (NGX_PCRE)
+        list.push_back({names[i].name, names[i].regex != nullptr});
+#else
+        list.push_back({names[i].name, false});
+#endif
+    }
+    return identifiers_from_server_names(cf, cert, list.data(), list.size());
+}
+
 void free_cert_index(void *data) { delete static_cast<ngx_http_acme_cert_index_t *>(data); }
 
 // Finds the first acme_certificate with the same issuer and basename, the
@@ -258,8 +272,20 @@ ngx_int_t find_first(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf, ngx_http_a
 }  // namespace
 
 char *ngx_http_acme_certificate(ngx_conf_t *cf, ngx_command_t *, void *conf) {
+    auto *amcf = static_cast<ngx_http_acme_main_conf_t *>(
+        ngx_http_conf_get_module_main_conf(cf, ngx_http_acme_module));
+    auto *sscf = static_cast<ngx_http_ssl_srv_conf_t *>(
+        ngx_http_conf_get_module_srv_conf(cf, ngx_http_ssl_module));
+    return ngx_http_acme_add_certificate(cf, amcf,
+                                         &static_cast<ngx_http_acme_srv_conf_t *>(conf)->certs,
+                                         &sscf->certificates, &sscf->certificate_keys);
+}
+
+char *ngx_http_acme_add_certificate(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
+                                    ngx_array_t **certs, ngx_array_t **certificates,
+                                    ngx_array_t **keys) {
     try {
-        return certificate(cf, static_cast<ngx_http_acme_srv_conf_t *>(conf));
+        return certificate(cf, amcf, certs, certificates, keys);
     } catch (const std::exception &e) {
         return ngx_http_acme_conf_error(cf, 0, "acme: %s", e.what());
     }
@@ -284,18 +310,45 @@ char *ngx_http_acme_merge_certificates(ngx_conf_t *cf, ngx_http_acme_srv_conf_t 
 
     auto **certs = static_cast<ngx_http_acme_cert_t **>(conf->certs->elts);
     for (ngx_uint_t i = 0; i < conf->certs->nelts; i++) {
-        ngx_http_acme_cert_t *cert = certs[i];
-        if (!cert->explicit_identifiers && identifiers_from_server_names(cf, cert) != NGX_OK) {
+        if (!certs[i]->explicit_identifiers &&
+            identifiers_from_http_server_names(cf, certs[i]) != NGX_OK) {
             return NGX_HTTP_ACME_CONF_ERROR;
         }
+    }
+    if (ngx_http_acme_serve_certificates(cf, amcf, conf->certs, sscf->ssl.ctx) != NGX_OK) {
+        return NGX_HTTP_ACME_CONF_ERROR;
+    }
+    if (sscf->ssl.ctx != nullptr && ngx_http_acme_session_context(cf, conf, sscf) != NGX_OK) {
+        return NGX_HTTP_ACME_CONF_ERROR;
+    }
+    return NGX_CONF_OK;
+}
+
+ngx_int_t ngx_http_acme_identifiers_from_names(ngx_conf_t *cf, ngx_http_acme_cert_t *cert,
+                                               const ngx_http_acme_server_name_t *names,
+                                               ngx_uint_t n) {
+    try {
+        return identifiers_from_server_names(cf, cert, names, n);
+    } catch (const std::exception &e) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "acme: %s", e.what());
+        return NGX_ERROR;
+    }
+}
+
+ngx_int_t ngx_http_acme_serve_certificates(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
+                                           ngx_array_t *list, SSL_CTX *ctx) {
+    auto **certs = static_cast<ngx_http_acme_cert_t **>(list->elts);
+    for (ngx_uint_t i = 0; i < list->nelts; i++) {
+        ngx_http_acme_cert_t *cert = certs[i];
 
         // Issuers may be defined after the servers that use them, so the
-        // issuer is looked up here, once the whole http block is parsed.
+        // issuer is looked up here, once the whole http (or stream) block
+        // is parsed.
         cert->issuer = ngx_http_acme_find_issuer(amcf, cert->issuer_name);
         if (cert->issuer == nullptr) {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "unknown acme issuer \"%V\" in %s:%ui",
                           &cert->issuer_name, cert->file, cert->line);
-            return NGX_HTTP_ACME_CONF_ERROR;
+            return NGX_ERROR;
         }
         cert->issuer->used = 1;
 
@@ -308,27 +361,23 @@ char *ngx_http_acme_merge_certificates(ngx_conf_t *cf, ngx_http_acme_srv_conf_t 
                               "wildcard identifier \"%V\" in %s:%ui needs the dns-01 challenge, "
                               "which issuer \"%V\" does not use",
                               &values[k], cert->file, cert->line, &cert->issuer->name);
-                return NGX_HTTP_ACME_CONF_ERROR;
+                return NGX_ERROR;
             }
         }
         cert->basename =
             ngx_http_acme_pstrdup(cf->pool, acme::certificate_basename(ids, cert->key_type));
         if (cert->basename.data == nullptr || find_first(cf, amcf, cert) != NGX_OK) {
-            return NGX_HTTP_ACME_CONF_ERROR;
+            return NGX_ERROR;
         }
 
-        if (sscf->ssl.ctx == nullptr) {
+        if (ctx == nullptr) {
             continue;
         }
-        if (ngx_http_acme_serve(cf, amcf, cert, &cert->issuer->state_path, sscf->ssl.ctx) !=
-            NGX_OK) {
-            return NGX_HTTP_ACME_CONF_ERROR;
+        if (ngx_http_acme_serve(cf, amcf, cert, &cert->issuer->state_path, ctx) != NGX_OK) {
+            return NGX_ERROR;
         }
     }
-    if (sscf->ssl.ctx != nullptr && ngx_http_acme_session_context(cf, conf, sscf) != NGX_OK) {
-        return NGX_HTTP_ACME_CONF_ERROR;
-    }
-    return NGX_CONF_OK;
+    return NGX_OK;
 }
 
 // The shared certificate is ordered with the settings of the first server:

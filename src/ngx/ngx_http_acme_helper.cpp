@@ -14,6 +14,7 @@
 #include "acme/reload_sink.h"
 #include "acme/status_sink.h"
 #include "ngx/ngx_http_acme.h"
+#include "ngx/ngx_http_acme_api.h"
 
 namespace {
 
@@ -110,8 +111,7 @@ void exit_now() {
 }
 
 ngx_int_t start_engine(ngx_cycle_t *cycle) {
-    auto *amcf = static_cast<ngx_http_acme_main_conf_t *>(
-        ngx_http_cycle_get_module_main_conf(cycle, ngx_http_acme_module));
+    ngx_http_acme_main_conf_t *amcf = ngx_http_acme_cycle_main_conf(cycle);
     if (amcf == nullptr || amcf->certs.nelts == 0 || engine != nullptr) {
         return NGX_OK;
     }

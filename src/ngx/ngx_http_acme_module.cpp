@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "ngx/ngx_http_acme.h"
+#include "ngx/ngx_http_acme_api.h"
 
 namespace {
 
@@ -208,17 +209,33 @@ ngx_int_t postconfiguration(ngx_conf_t *cf) {
     auto *amcf = static_cast<ngx_http_acme_main_conf_t *>(
         ngx_http_conf_get_module_main_conf(cf, ngx_http_acme_module));
 
+    // stream{}: a stream block before this one made a configuration of
+    // its own, with its own engine and zone; certificates here would need
+    // a second of each.
+    ngx_http_acme_main_conf_t *stream_owned = ngx_http_acme_stream_owned_conf(cf->cycle);
+    if (amcf->certs.nelts > 0 && stream_owned != nullptr && stream_owned->certs.nelts > 0) {
+        auto *first = *static_cast<ngx_http_acme_cert_t **>(amcf->certs.elts);
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "acme_certificate in %s:%ui: a stream block with acme_certificate comes "
+                      "before this http block: move the stream block after the http block, "
+                      "which then holds acme_issuer for both",
+                      first->file, first->line);
+        return NGX_ERROR;
+    }
+    if (amcf->certs.nelts == 0 && amcf->issuers.nelts == 0) {
+        return NGX_OK;
+    }
+    // Issuers without certificates here may serve a stream block that
+    // follows: its http-01 challenges are answered by these servers.
+    ngx_http_acme_drop_unused_pem(cf, amcf);
+    if (collect_resolvers(cf, amcf) != NGX_OK || ngx_http_acme_http01_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
     if (amcf->certs.nelts == 0) {
         return NGX_OK;
     }
     ngx_http_acme_warn_shared_certificates(cf, amcf);
-    ngx_http_acme_drop_unused_pem(cf, amcf);
-    if (collect_resolvers(cf, amcf) != NGX_OK || ngx_http_acme_add_zone(cf, amcf) != NGX_OK ||
-        ngx_http_acme_add_status_zone(cf, amcf) != NGX_OK ||
-        ngx_http_acme_http01_init(cf) != NGX_OK || ngx_http_acme_add_helper(cf, amcf) != NGX_OK) {
-        return NGX_ERROR;
-    }
-    return NGX_OK;
+    return ngx_http_acme_activate(cf, amcf);
 }
 
 ngx_int_t ngx_http_acme_postconfiguration(ngx_conf_t *cf) {
@@ -247,6 +264,13 @@ ngx_int_t ngx_http_acme_init_process(ngx_cycle_t *cycle) {
 }
 
 }  // namespace
+
+// For a stream block without an http block before it (ngx_http_acme_api.cpp).
+void *ngx_http_acme_new_main_conf(ngx_conf_t *cf) { return ngx_http_acme_create_main_conf(cf); }
+
+char *ngx_http_acme_finish_main_conf(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf) {
+    return ngx_http_acme_init_main_conf(cf, amcf);
+}
 
 char *ngx_http_acme_conf_error(ngx_conf_t *cf, ngx_err_t err, const char *fmt, ...) {
     // ngx_conf_log_error has no va_list form: format first, as it does.

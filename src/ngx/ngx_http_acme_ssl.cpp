@@ -13,6 +13,7 @@
 #include "acme/file_io.h"
 #include "acme/storage.h"
 #include "ngx/ngx_http_acme.h"
+#include "ngx/ngx_http_acme_api.h"
 
 namespace {
 
@@ -280,8 +281,8 @@ ngx_event_t swap_event;
 ngx_connection_t swap_event_connection;
 
 void swap_check(ngx_event_t *ev) {
-    auto *amcf = static_cast<ngx_http_acme_main_conf_t *>(
-        ngx_http_cycle_get_module_main_conf(ngx_cycle, ngx_http_acme_module));
+    ngx_http_acme_main_conf_t *amcf =
+        ngx_http_acme_cycle_main_conf(const_cast<ngx_cycle_t *>(ngx_cycle));
     acme::SharedState *state = ngx_http_acme_shared_state(const_cast<ngx_cycle_t *>(ngx_cycle));
     static uint64_t seen_global = 0;
 
@@ -325,7 +326,8 @@ ngx_str_t ngx_http_acme_pstrdup(ngx_pool_t *pool, const std::string &s) {
 }
 
 char *ngx_http_acme_add_fallback(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
-                                 acme::KeyType type) {
+                                 acme::KeyType type, ngx_array_t **certificates,
+                                 ngx_array_t **keys) {
     auto index = static_cast<size_t>(type);
     if (amcf->fallback_cert[index].len == 0) {
         try {
@@ -347,18 +349,16 @@ char *ngx_http_acme_add_fallback(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf
         }
     }
 
-    auto *sscf = static_cast<ngx_http_ssl_srv_conf_t *>(
-        ngx_http_conf_get_module_srv_conf(cf, ngx_http_ssl_module));
-    for (ngx_array_t **arr : {&sscf->certificates, &sscf->certificate_keys}) {
-        if (*arr == NGX_CONF_UNSET_PTR) {
+    for (ngx_array_t **arr : {certificates, keys}) {
+        if (*arr == NGX_CONF_UNSET_PTR || *arr == nullptr) {
             *arr = ngx_array_create(cf->pool, 1, sizeof(ngx_str_t));
             if (*arr == nullptr) {
                 return NGX_HTTP_ACME_CONF_ERROR;
             }
         }
     }
-    auto *c = static_cast<ngx_str_t *>(ngx_array_push(sscf->certificates));
-    auto *k = static_cast<ngx_str_t *>(ngx_array_push(sscf->certificate_keys));
+    auto *c = static_cast<ngx_str_t *>(ngx_array_push(*certificates));
+    auto *k = static_cast<ngx_str_t *>(ngx_array_push(*keys));
     if (c == nullptr || k == nullptr) {
         return NGX_HTTP_ACME_CONF_ERROR;
     }
@@ -441,15 +441,21 @@ ngx_int_t ngx_http_acme_serve(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
 // every acme server starts with the same in-memory fallback: mix in the
 // certificates' basenames, so that a session cached for one server is not
 // resumed by another that shares the session cache.
+ngx_int_t ngx_http_acme_session_id(ngx_conf_t *cf, const char *protocol, ngx_array_t *list,
+                                   ngx_str_t *id) {
+    std::string text = std::string(protocol) + " acme";
+    auto **certs = static_cast<ngx_http_acme_cert_t **>(list->elts);
+    for (ngx_uint_t i = 0; i < list->nelts; i++) {
+        text += " " + ngx_http_acme_string(certs[i]->basename);
+    }
+    *id = ngx_http_acme_pstrdup(cf->pool, text);
+    return id->data != nullptr ? NGX_OK : NGX_ERROR;
+}
+
 ngx_int_t ngx_http_acme_session_context(ngx_conf_t *cf, ngx_http_acme_srv_conf_t *ascf,
                                         ngx_http_ssl_srv_conf_t *sscf) {
-    std::string id = "HTTP acme";
-    auto **certs = static_cast<ngx_http_acme_cert_t **>(ascf->certs->elts);
-    for (ngx_uint_t i = 0; i < ascf->certs->nelts; i++) {
-        id += " " + ngx_http_acme_string(certs[i]->basename);
-    }
-    ngx_str_t sess_ctx = ngx_http_acme_pstrdup(cf->pool, id);
-    if (sess_ctx.data == nullptr) {
+    ngx_str_t sess_ctx;
+    if (ngx_http_acme_session_id(cf, "HTTP", ascf->certs, &sess_ctx) != NGX_OK) {
         return NGX_ERROR;
     }
     // The same call nginx made, with the same settings: only the context
@@ -460,8 +466,7 @@ ngx_int_t ngx_http_acme_session_context(ngx_conf_t *cf, ngx_http_acme_srv_conf_t
 }
 
 ngx_int_t ngx_http_acme_init_swap(ngx_cycle_t *cycle) {
-    auto *amcf = static_cast<ngx_http_acme_main_conf_t *>(
-        ngx_http_cycle_get_module_main_conf(cycle, ngx_http_acme_module));
+    ngx_http_acme_main_conf_t *amcf = ngx_http_acme_cycle_main_conf(cycle);
     if (amcf == nullptr || amcf->served.nelts == 0) {
         return NGX_OK;
     }

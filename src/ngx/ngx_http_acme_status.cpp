@@ -8,6 +8,7 @@
 
 #include "acme/status_render.h"
 #include "ngx/ngx_http_acme.h"
+#include "ngx/ngx_http_acme_api.h"
 
 namespace {
 
@@ -319,12 +320,19 @@ char *ngx_http_acme_status(ngx_conf_t *cf, ngx_command_t *, void *) {
     return NGX_CONF_OK;
 }
 
-ngx_int_t ngx_http_acme_add_status_zone(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf) {
+// The board for the configuration's certificates, and the zone it needs
+// (the slab allocator keeps its header and a descriptor per page).
+static size_t status_board_size(ngx_http_acme_main_conf_t *amcf, size_t *zone_size) {
     size_t board_size =
         acme::StatusBoard::size_for(distinct_certificates(amcf), used_issuers(amcf, nullptr));
-    // The slab allocator keeps its header and a descriptor per page.
-    size_t size =
+    *zone_size =
         ngx_align(board_size + area_header + board_size / 32 + 16 * ngx_pagesize, ngx_pagesize);
+    return board_size;
+}
+
+ngx_int_t ngx_http_acme_add_status_zone(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf) {
+    size_t size;
+    size_t board_size = status_board_size(amcf, &size);
     std::string name = ngx_http_acme_string(amcf->zone_name) + "_status";
     ngx_str_t zone_name = ngx_http_acme_pstrdup(cf->pool, name);
     if (zone_name.data == nullptr) {
@@ -346,12 +354,19 @@ ngx_int_t ngx_http_acme_add_status_zone(ngx_conf_t *cf, ngx_http_acme_main_conf_
     return NGX_OK;
 }
 
+void ngx_http_acme_resize_status_zone(ngx_http_acme_main_conf_t *amcf) {
+    // nginx creates the zone once the whole configuration is parsed.
+    size_t size;
+    size_t board_size = status_board_size(amcf, &size);
+    static_cast<status_zone_data_t *>(amcf->status_zone->data)->board_size = board_size;
+    amcf->status_zone->shm.size = size;
+}
+
 acme::StatusBoard *ngx_http_acme_status_board(ngx_cycle_t *cycle) {
     static acme::StatusBoard *board = nullptr;
     static void *board_area = nullptr;
 
-    auto *amcf = static_cast<ngx_http_acme_main_conf_t *>(
-        ngx_http_cycle_get_module_main_conf(cycle, ngx_http_acme_module));
+    ngx_http_acme_main_conf_t *amcf = ngx_http_acme_cycle_main_conf(cycle);
     if (amcf == nullptr || amcf->status_zone == nullptr || amcf->status_zone->data == nullptr) {
         return nullptr;
     }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "ngx/ngx_http_acme.h"
+#include "ngx/ngx_http_acme_api.h"
 
 namespace {
 
@@ -122,8 +123,7 @@ acme::SharedState *ngx_http_acme_shared_state(ngx_cycle_t *cycle) {
     static acme::SharedState *state = nullptr;
     static void *state_area = nullptr;
 
-    auto *amcf = static_cast<ngx_http_acme_main_conf_t *>(
-        ngx_http_cycle_get_module_main_conf(cycle, ngx_http_acme_module));
+    ngx_http_acme_main_conf_t *amcf = ngx_http_acme_cycle_main_conf(cycle);
     if (amcf == nullptr || amcf->zone == nullptr || amcf->zone->data == nullptr) {
         return nullptr;
     }

@@ -63,7 +63,8 @@ C<.deps/pebble>; when absent, Debian's C</usr/bin/pebble> 2.4 is used).
 =item AcmeTest->requires(root => 1, module => 1, pebble => '2.10', nginx => '1.29.2')
 
 Calls C<plan skip_all> unless running as root, C<ACME_MODULE> names a
-readable file, the Pebble in use is at least the given version, and so is
+readable file, (C<< stream => 1 >>) nginx's stream module is installed and
+C<ngx_stream_acme_module.so> was built next to C<ACME_MODULE>, the Pebble in use is at least the given version, and so is
 nginx. Give only the conditions the test needs.
 
 =item AcmeTest->pebble_version
@@ -215,6 +216,14 @@ through; C<< $gate->close >> holds the next ones again and clears C<hit>.
 A connection held for 20 s goes through anyway. C<< $gate->stop >> stops
 it, otherwise stopped with the other processes; C<< $gate->pid >>.
 
+=item my $log = $t->start_backend($name)
+
+A tiny HTTP/1.0 server on 127.0.0.1:port($name), a process per
+connection, for C<proxy_pass> in a C<stream> server: every request gets
+C<200> with the body C<"$name\n">. Each connection adds one line to the
+file C<$log>: the request line, or an empty line when the connection sent
+nothing. Stopped with the other processes.
+
 =back
 
 =head2 Faults
@@ -312,10 +321,15 @@ when ACME_MODULE is unset; C<< module => 1 >> then dies), C<log_level>
 C<top> (main-level text put first, before C<load_module> and C<events>:
 e.g. an C<include> of C</etc/nginx/modules-enabled/*.conf>),
 C<< master_process => 0 >> (one process; C<nginx_pids> then has no
-workers, and in-place reloads of that mode are not reliable in nginx itself).
+workers, and in-place reloads of that mode are not reliable in nginx itself),
+C<< stream => 1 >> (also loads nginx's stream module before ours and
+C<ngx_stream_acme_module.so>, from next to ACME_MODULE, after it, for a
+C<stream> block in the template).
 
 Substitutes C<%%MODULE%%> (the module's absolute path, for a test that
-writes its own C<load_module> with C<< module => 0 >>), C<%%HTTP_PORT%%>,
+writes its own C<load_module> with C<< module => 0 >>; C<%%STREAM_MODULE%%>
+and C<%%NGX_STREAM_MODULE%%> are ngx_stream_acme_module.so's and nginx's
+stream module's), C<%%HTTP_PORT%%>,
 C<%%HTTPS_PORT%%>, C<%%ACME_URI%%>, C<%%PEBBLE_CA%%>, C<%%TESTDIR%%>,
 C<%%DNS_PORT%%>, C<%%PEBBLE_ROOT%%> (only while Pebble runs) and
 C<%%PORT_NAME%%> for any other port name. An unknown C<%%WORD%%> dies.
@@ -531,6 +545,20 @@ sub module_path {
     return defined $abs && -r $abs ? $abs : undef;
 }
 
+# nginx's stream module (Debian's libnginx-mod-stream), and ours, built
+# next to ACME_MODULE (or STREAM_ACME_MODULE).
+our $NGX_STREAM_MODULE = $ENV{NGX_STREAM_MODULE} // '/usr/lib/nginx/modules/ngx_stream_module.so';
+
+sub stream_module_path {
+    my $m = $ENV{STREAM_ACME_MODULE};
+    if (!defined $m || $m eq '') {
+        my $http = module_path() or return undef;
+        ($m = $http) =~ s{[^/]+$}{ngx_stream_acme_module.so};
+    }
+    my $abs = abs_path($m);
+    return defined $abs && -r $abs ? $abs : undef;
+}
+
 sub requires {
     my ($class, %req) = @_;
     my $why;
@@ -538,6 +566,10 @@ sub requires {
         $why = 'needs root (nginx workers run as nobody)';
     } elsif ($req{module} && !module_path()) {
         $why = 'ACME_MODULE is not set to the built module (use make integration)';
+    } elsif ($req{stream} && !-r $NGX_STREAM_MODULE) {
+        $why = "needs nginx's stream module $NGX_STREAM_MODULE (libnginx-mod-stream; run make deps)";
+    } elsif ($req{stream} && !stream_module_path()) {
+        $why = 'no ngx_stream_acme_module.so next to ACME_MODULE (use make integration)';
     } elsif ($req{pebble}) {
         my $v = pebble_version();
         if (!defined $v) {
@@ -1092,6 +1124,38 @@ sub pebble_orders {
 # ---------------------------------------------------------------------------
 # the gate
 
+sub start_backend {
+    my ($self, $name) = @_;
+    my $log = "$self->{dir}/$name.log";
+    my $script = $self->write_file("$name.pl", <<'EOF');
+use strict; use IO::Socket::INET; use POSIX ();
+my ($port, $log, $name) = @ARGV;
+my $srv = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
+    Listen => 256, ReuseAddr => 1) or die "listen $port: $!";
+$SIG{CHLD} = 'IGNORE';
+my $body = "$name\n";
+while (1) {
+    my $c = $srv->accept or next;
+    my $pid = fork;
+    if (defined $pid && !$pid) {
+        my $line = <$c> // '';
+        while (my $h = <$c>) { last if $h =~ /^\r?\n$/ }
+        $line =~ s/\r?\n$//;
+        open my $fh, '>>', $log; print $fh "$line\n"; close $fh;
+        print $c "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
+            . length($body) . "\r\n\r\n$body" if $line;
+        close $c;
+        POSIX::_exit(0);
+    }
+    close $c;
+}
+EOF
+    $self->_spawn($name, [$^X, $script, $self->port($name), $log, $name]);
+    $self->wait_for(sub { !_port_free($self->port($name)) }, timeout => 10)
+        or die "AcmeTest: backend $name did not start\n";
+    return $log;
+}
+
 sub start_gate {
     my ($self, %opt) = @_;
     my $from = $opt{from} // $self->port('gate');
@@ -1492,8 +1556,13 @@ sub write_nginx_conf {
     die "AcmeTest: ACME_MODULE is not set to a readable module\n"
         if $load && $opt{module} && !$module;
 
+    my $stream = $opt{stream} ? stream_module_path() : undef;
+    die "AcmeTest: stream => 1 needs ngx_stream_acme_module.so next to ACME_MODULE\n"
+        if $opt{stream} && !$stream;
     my %sub = (
         MODULE     => $module // '',
+        STREAM_MODULE     => stream_module_path() // '',
+        NGX_STREAM_MODULE => $NGX_STREAM_MODULE,
         HTTP_PORT  => $self->port('http'),
         HTTPS_PORT => $self->port('https'),
         ACME_URI   => $self->acme_uri,
@@ -1513,7 +1582,11 @@ sub write_nginx_conf {
 
     my $head = defined $opt{top} ? "$opt{top}\n" : '';
     $head =~ s/%%([A-Z0-9_]+)%%/exists $sub{$1} ? $sub{$1} : die "AcmeTest: unknown %%$1%% in nginx config\n"/ge;
+    # nginx's stream module, ours, then ngx_stream_acme_module: the order
+    # the stream module needs.
+    $head .= "load_module $NGX_STREAM_MODULE;\n" if $stream;
     $head .= "load_module $module;\n" if $load && $module;
+    $head .= "load_module $stream;\n" if $stream;
     $head .= <<"EOF";
 daemon off;
 master_process @{[ $self->{master_process} ? 'on' : 'off' ]};
