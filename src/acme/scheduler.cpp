@@ -17,6 +17,8 @@ constexpr std::chrono::seconds max_idle_wait{3600};
 // this long: that engine's result is then in the storage.
 constexpr std::time_t lease_recheck = 60;
 constexpr std::chrono::seconds lease_ttl{600};
+// A shared store that could not be reached for a lease is tried again after this.
+constexpr std::time_t storage_retry = 5;
 
 }  // namespace
 
@@ -178,6 +180,12 @@ std::optional<std::time_t> Scheduler::run_job(CertState& c, Clients& clients) {
             c.inspected = false;
             return ctx_.now() + lease_recheck;
         }
+        if (c.storage().shared() && !c.renew_requested) {
+            // Another node may have ordered it while we did not hold the
+            // lease: take its result rather than order again.
+            inspect_stored(ctx_, c);
+            if (!c.inspected || !c.order_due(ctx_.now())) return c.due;
+        }
         c.lease = lease.get();
         struct Unset {
             CertState& c;
@@ -187,6 +195,11 @@ std::optional<std::time_t> Scheduler::run_job(CertState& c, Clients& clients) {
         return c.next_due();
     } catch (const Stopped&) {
         return std::nullopt;
+    } catch (const StorageUnavailable& e) {
+        // A shared store out of reach (Redis restarting): not a failure of
+        // the certificate, so no backoff; look again soon.
+        ctx_.report(events::StorageFailed{"certificate \"" + c.name + "\": " + e.what(), false});
+        return ctx_.now() + storage_retry;
     } catch (const std::exception& e) {
         // Only setting up the HTTP client or taking the lease can get here
         // (attempt_order() records its own failures); an order thread must

@@ -107,6 +107,9 @@ public:
     // Cleans up what writers killed mid-write left behind; returns how
     // many items. Only for the holder of the store lock.
     virtual std::size_t remove_unfinished() { return 0; }
+    // Shared with the engines of other nodes (a cluster store): a lease
+    // taken means the item may have changed since it was last read.
+    virtual bool shared() const { return false; }
 };
 
 }  // namespace acme

@@ -8,6 +8,7 @@
 #include <exception>
 #include <memory>
 
+#include "acme/cluster_node.h"
 #include "acme/command_sink.h"
 #include "acme/engine.h"
 #include "acme/identifier.h"
@@ -20,6 +21,7 @@ acme::StatusSink *status_sink;
 acme::EngineConfig *command_config;  // what command_sink refers to
 acme::CommandSink *command_sink;
 acme::Engine *engine;
+acme::ClusterNode *cluster;  // with acme_storage
 
 std::string user_agent() {
     return "ngx_http_acme_module/" NGX_HTTP_ACME_VERSION " nginx/" NGINX_VERSION;
@@ -121,7 +123,15 @@ ngx_int_t start_engine(ngx_cycle_t *cycle) {
     try {
         acme::Logger *log = ngx_http_acme_engine_log(cycle);
         auto config = std::make_unique<acme::EngineConfig>(engine_config(amcf));
-        auto started = std::make_unique<acme::Engine>(*config, *state, *log);
+        // With acme_storage the engine keeps its store in Redis and
+        // publishes challenge answers through the cluster.
+        std::unique_ptr<acme::ClusterNode> node;
+        if (amcf->storage != nullptr) {
+            node = std::make_unique<acme::ClusterNode>(*amcf->storage, *state, *log);
+        }
+        auto started = node ? std::make_unique<acme::Engine>(*config, *node, *log,
+                                                             node->storage_factory(*config))
+                            : std::make_unique<acme::Engine>(*config, *state, *log);
         auto commands = std::make_unique<acme::CommandSink>(*config, started->events());
         if (commands->enabled()) {
             started->add_sink(*commands);
@@ -133,7 +143,11 @@ ngx_int_t start_engine(ngx_cycle_t *cycle) {
             started->add_sink(*sink);
             started->set_renew_requests(*board);
         }
+        if (node) {
+            node->start();
+        }
         started->start();
+        cluster = node.release();
         status_sink = sink.release();
         command_sink = commands.release();
         command_config = config.release();
