@@ -16,6 +16,7 @@ constexpr std::chrono::seconds max_idle_wait{3600};
 // A certificate whose lease another engine holds is looked at again after
 // this long: that engine's result is then in the storage.
 constexpr std::time_t lease_recheck = 60;
+constexpr std::time_t shared_lease_recheck = 5;
 constexpr std::chrono::seconds lease_ttl{600};
 // A shared store that could not be reached for a lease is tried again after this.
 constexpr std::time_t storage_retry = 5;
@@ -178,7 +179,10 @@ std::optional<std::time_t> Scheduler::run_job(CertState& c, Clients& clients) {
         if (!lease) {
             // Another engine orders it: take its result from the storage.
             c.inspected = false;
-            return ctx_.now() + lease_recheck;
+            // A cluster's holder announces its result at once; a look every
+            // few seconds costs Redis little and takes over soon when the
+            // holder dies.
+            return ctx_.now() + (c.storage().shared() ? shared_lease_recheck : lease_recheck);
         }
         if (c.storage().shared() && !c.renew_requested) {
             // Another node may have ordered it while we did not hold the
