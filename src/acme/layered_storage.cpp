@@ -32,8 +32,34 @@ std::optional<std::string> LayeredStorage::load_layered(std::string_view key, Ac
         // What this node had: enough to serve and to know when to renew.
         return access == Access::secret ? cache_->load_secret(key) : cache_->load(key);
     }
-    if (value) update_cache(key, *value, access);
-    return value;
+    if (value) {
+        update_cache(key, *value, access);
+        return value;
+    }
+    return reseed(key, access);
+}
+
+// A Redis that restarted without its data (no persistence) must not make
+// the cluster order everything again: what a node has is put back. Saved
+// orders are not: another node may have finished and removed one.
+std::optional<std::string> LayeredStorage::reseed(std::string_view key, Access access) {
+    std::string_view suffix = storage_keys::order_suffix;
+    if (key.size() >= suffix.size() && key.substr(key.size() - suffix.size()) == suffix) {
+        return std::nullopt;
+    }
+    std::optional<std::string> cached;
+    try {
+        cached = access == Access::secret ? cache_->load_secret(key) : cache_->load(key);
+    } catch (const Error&) {
+        return std::nullopt;
+    }
+    if (!cached) return std::nullopt;
+    try {
+        truth_->store(key, *cached, access);
+    } catch (const StorageUnavailable&) {
+        reachable_ = false;
+    }
+    return cached;
 }
 
 std::optional<std::string> LayeredStorage::load(std::string_view key) {

@@ -4,7 +4,9 @@
 // serving from its files before the shared store answers.
 //
 // Reads go to the truth and refresh the cache when the item differs; when
-// the truth is out of reach they fall back to the cache. Writes go to the
+// the truth is out of reach they fall back to the cache, and an item the
+// truth lost (a Redis restarted without persistence) is put back from the
+// cache, saved orders excepted. Writes go to the
 // truth first (out of reach: StorageUnavailable, nothing is written, the
 // engine retries), then to the cache. The store lock is the cache's (it
 // keeps a reloading node's old and new helpers apart); leases are the
@@ -47,6 +49,7 @@ public:
 
 private:
     std::optional<std::string> load_layered(std::string_view key, Access access);
+    std::optional<std::string> reseed(std::string_view key, Access access);
     // Writes the truth's value into the cache if it differs; true if it did.
     bool update_cache(std::string_view key, const std::string& value, Access access);
 
