@@ -123,10 +123,6 @@ void attempt_order(const EngineContext& ctx, CertState& c, HttpClient& http) {
         retry_after = e.retry_after;
     } catch (const OrderFailure& e) {
         failure = LastError{e.type, e.what(), 0};
-    } catch (const StorageUnavailable&) {
-        // A shared store out of reach: the order is saved there, and the
-        // scheduler tries again soon without counting a failure.
-        throw;
     } catch (const std::exception& e) {
         failure = LastError{"", e.what(), 0};
     }
