@@ -10,6 +10,7 @@ use warnings;
 use Test::More;
 use AcmeTest;
 use Time::HiRes qw(sleep time);
+use JSON::PP qw(decode_json);
 
 AcmeTest->requires(root => 1, module => 1);
 plan skip_all => 'redis-server is not installed' unless -x '/usr/bin/redis-server';
@@ -98,6 +99,16 @@ ok defined $spread && $spread <= 2, 'all three nodes serve the renewed certifica
     or diag "took " . ($spread // 'more than 10') . ' s';
 is $t->pebble_orders, 4, 'the renewal was one order';
 
+# The status page shows the storage and its state.
+sub storage_state {
+    my ($n) = @_;
+    my $r = $n->http_get('/acme', host => 'status.test');
+    my $j = eval { decode_json($r->{content}) } or return '';
+    my ($is) = grep { $_->{name} eq 'pebble' } @{ $j->{issuers} || [] };
+    return $is && $is->{storage} ? "$is->{storage}{type}/$is->{storage}{state}" : '';
+}
+is storage_state($nodes[2]), 'redis/connected', 'status page: storage redis, connected';
+
 # Redis stopped for 30 s.
 my $orders = $t->pebble_orders;
 my ($before) = serials($names[1]);
@@ -112,6 +123,7 @@ while (time < $down_until) {
     sleep 2;
 }
 ok $serving, 'every node served every name throughout the 30 s without Redis';
+is storage_state($nodes[2]), 'redis/unreachable', 'status page: storage unreachable';
 is $t->pebble_orders, $orders, 'no order while Redis is down';
 ok $nodes[2]->wait_log(qr/redis|storage/i, 1, $m3), 'node 3 logs that the store is out of reach';
 $t->start_redis;
@@ -121,6 +133,8 @@ ok $t->wait_for(sub {
         my @s = serials($names[1]);
         !grep { $_ eq '' || $_ eq $before || $_ ne $s[0] } @s;
     }, timeout => 10, interval => 0.1), 'and is served by all three';
+ok $t->wait_for(sub { storage_state($nodes[2]) eq 'redis/connected' }, timeout => 10),
+    'status page: connected again';
 sleep 6;    # a look at the leases of the others (every 5 s) orders nothing
 is $t->pebble_orders, $orders + 1, 'one order after the outage, nothing ordered twice';
 ok all_verified(), 'every node still serves every name';

@@ -107,6 +107,26 @@ void ClusterNode::start() {
     watcher_ = std::thread([this] { watch(); });
 }
 
+void ClusterNode::set_status_board(StatusBoard* board) {
+    status_ = board;
+    if (board != nullptr) status_epoch_ = board->epoch();
+}
+
+void ClusterNode::report_storage_state(bool connected) {
+    if (status_ == nullptr) return;
+    std::vector<std::string> issuers;
+    {
+        std::lock_guard<std::mutex> lk(mutex_);
+        for (const auto& entry : storages_) issuers.push_back(entry.first);
+    }
+    for (const std::string& issuer : issuers) {
+        status_->update_issuer(status_epoch_, issuer, [connected](IssuerStatus& s) {
+            s.storage = "redis";
+            s.storage_state = connected ? "connected" : "unreachable";
+        });
+    }
+}
+
 void ClusterNode::log_warn(const std::string& text) {
     log_.log(LogLevel::warn, "acme cluster: " + text);
 }
@@ -364,6 +384,7 @@ void ClusterNode::watch() {
             resync_challenges();
             resync_certificates();
             connected_ = true;
+            report_storage_state(true);
             if (warned) log_.log(LogLevel::notice, "acme cluster: redis is back");
             warned = false;
             Clock::time_point challenges_at = Clock::now() + challenge_resync;
@@ -383,6 +404,7 @@ void ClusterNode::watch() {
                 Clock::time_point now = Clock::now();
                 if (now >= heartbeat_at) {
                     heartbeat();
+                    report_storage_state(true);
                     heartbeat_at = now + heartbeat_every;
                 }
                 if (now >= challenges_at) {
@@ -396,6 +418,7 @@ void ClusterNode::watch() {
             }
         } catch (const std::exception& e) {
             connected_ = false;
+            report_storage_state(false);
             subscriber_.disconnect();
             if (!warned) log_warn(std::string(e.what()) + "; serving what this node has");
             warned = true;

@@ -30,6 +30,7 @@
 #include "engine.h"
 #include "redis_connection.h"
 #include "shared_state.h"
+#include "status_board.h"
 
 namespace acme {
 
@@ -49,6 +50,8 @@ public:
     // path (`config` must outlive the engine).
     StorageFactory storage_factory(const EngineConfig& config);
     const std::string& node_id() const { return node_; }
+    // Where the status page shows the storage's state; before start().
+    void set_status_board(StatusBoard* board);
     // Whether Redis answered the watcher's last call.
     bool connected() const { return connected_.load(); }
 
@@ -76,6 +79,7 @@ private:
     void resync_challenges();
     void resync_certificates();
     void heartbeat();
+    void report_storage_state(bool connected);
     // Publishes what Redis holds under an answer key into the local zone.
     void learn(const std::string& kind, const std::string& name);
     bool apply_locally(const Learned& a);
@@ -98,6 +102,8 @@ private:
     std::set<std::string> own_;                        // answer keys this node published
 
     std::atomic<bool> connected_{false};
+    StatusBoard* status_ = nullptr;
+    std::uint64_t status_epoch_ = 0;
     std::mutex stop_mutex_;
     std::condition_variable stop_cv_;
     bool stopping_ = false;

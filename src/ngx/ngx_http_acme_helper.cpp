@@ -139,6 +139,9 @@ ngx_int_t start_engine(ngx_cycle_t *cycle) {
         }
         std::unique_ptr<acme::StatusSink> sink;
         if (acme::StatusBoard *board = ngx_http_acme_status_board(cycle)) {
+            if (node) {
+                node->set_status_board(board);
+            }
             sink = std::make_unique<acme::StatusSink>(*board);
             started->add_sink(*sink);
             started->set_renew_requests(*board);
