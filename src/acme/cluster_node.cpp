@@ -309,8 +309,20 @@ void ClusterNode::handle(const std::string& message) {
         }
     } else if (what == "http01+" || what == "alpn+") {
         learn(what.substr(0, what.size() - 1), w[2]);
-    } else if (what == "http01-" || what == "alpn-") {
-        unlearn(answer_key(target_, what.substr(0, what.size() - 1), w[2]));
+    } else if (what == "http01-") {
+        unlearn(answer_key(target_, "http01", w[2]));
+    } else if (what == "alpn-" && w.size() == 4) {
+        // Only that answer: another order may have published a newer one.
+        std::string key = answer_key(target_, "alpn", w[2]);
+        bool same;
+        {
+            std::lock_guard<std::mutex> lk(mutex_);
+            auto it = learned_.find(key);
+            same = it != learned_.end() && it->second.value.size() > w[3].size() &&
+                   it->second.value.compare(it->second.value.size() - w[3].size(), w[3].size(),
+                                            w[3]) == 0;
+        }
+        if (same) unlearn(key);
     }
 }
 

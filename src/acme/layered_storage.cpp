@@ -122,7 +122,20 @@ bool LayeredStorage::refresh_certificate(const std::string& cert_id) {
     changed |= update_cache(key_key, *key, Access::secret);
     changed |= update_cache(crt_key, *crt, Access::shared);
     if (json) update_cache(json_key, *json, Access::shared);
+    if (changed) {
+        std::lock_guard<std::mutex> lk(changed_mutex_);
+        changed_.insert(cert_id);
+        ++changes_;
+    }
     return changed;
+}
+
+bool LayeredStorage::take_changed(std::string_view cert_id) {
+    std::lock_guard<std::mutex> lk(changed_mutex_);
+    auto it = changed_.find(cert_id);
+    if (it == changed_.end()) return false;
+    changed_.erase(it);
+    return true;
 }
 
 }  // namespace acme

@@ -15,6 +15,8 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
+#include <set>
 
 #include "file_storage.h"
 #include "storage.h"
@@ -39,6 +41,9 @@ public:
         return truth_->try_lease(cert_id, ttl);
     }
     std::size_t remove_unfinished() override { return cache_->remove_unfinished(); }
+    // What refresh_certificate() brought in, for the engine's scheduler.
+    std::uint64_t change_sequence() const override { return changes_.load(); }
+    bool take_changed(std::string_view cert_id) override;
 
     // Copies a certificate's chain, key and record from the truth into the
     // cache; true when the chain or key changed (workers must reload).
@@ -56,6 +61,9 @@ private:
     std::unique_ptr<Storage> truth_;
     std::unique_ptr<FileStorage> cache_;
     std::atomic<bool> reachable_{true};
+    std::atomic<std::uint64_t> changes_{0};
+    std::mutex changed_mutex_;
+    std::set<std::string, std::less<>> changed_;  // certificate ids
 };
 
 }  // namespace acme

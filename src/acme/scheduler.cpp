@@ -58,6 +58,7 @@ void Scheduler::run() {
                 requests_seen = ctx_.requests->request_sequence();
                 take_renew_requests();
             }
+            take_remote_changes();
             std::time_t now = ctx_.now();
             std::time_t next = 0;
             bool have_next = false;
@@ -107,6 +108,24 @@ void Scheduler::take_renew_requests() {
             break;
         }
     }
+}
+
+// Called with mutex_ held: a certificate another node stored (a cluster
+// store) is read again at once, so that this engine's schedule and status
+// follow it instead of the certificate it had.
+void Scheduler::take_remote_changes() {
+    // The sequences first: a change that comes while we look is seen next time.
+    std::map<const Storage*, std::uint64_t> now_at;
+    for (auto& c : certs_) now_at[&c->storage()] = c->storage().change_sequence();
+    for (auto& c : certs_) {
+        Storage& s = c->storage();
+        if (now_at[&s] == changes_seen_[&s]) continue;
+        if (!c->in_flight && s.take_changed(c->basename)) {
+            c->inspected = false;
+            c->due = ctx_.now();
+        }
+    }
+    changes_seen_ = std::move(now_at);
 }
 
 // A helper that was killed (kill -9, or ended by a reload in the middle of
