@@ -20,7 +20,7 @@ struct RedisTarget {
     std::string describe() const;
 };
 
-// Whether this build's hiredis can speak TLS (hiredis 1.x with hiredis_ssl).
+// Whether rediss:// (TLS) can be used: not in this version (redis_url.cpp).
 bool redis_tls_supported();
 
 // redis://[user:password@]HOST:PORT[/DB] or rediss://...; throws Error with

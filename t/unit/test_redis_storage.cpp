@@ -301,7 +301,13 @@ TEST_F(RedisServer, RefreshCertificateCopiesChainAndKey) {
     EXPECT_FALSE(s.refresh_certificate("f.test-55555555"));
     redis->command({"SET", "unit:pebble:f.test-55555555.crt", "CRT"});
     redis->command({"SET", "unit:pebble:f.test-55555555.key", "KEY"});
+    std::uint64_t before = s.change_sequence();
+    EXPECT_FALSE(s.take_changed("f.test-55555555"));
     EXPECT_TRUE(s.refresh_certificate("f.test-55555555"));
+    // The scheduler learns of it once.
+    EXPECT_NE(s.change_sequence(), before);
+    EXPECT_TRUE(s.take_changed("f.test-55555555"));
+    EXPECT_FALSE(s.take_changed("f.test-55555555"));
     EXPECT_EQ(acme::read_file(cache.path() + "/f.test-55555555.crt"), "CRT");
     EXPECT_EQ(acme::read_file(cache.path() + "/f.test-55555555.key"), "KEY");
     EXPECT_FALSE(s.refresh_certificate("f.test-55555555"));  // nothing changed
