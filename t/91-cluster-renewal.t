@@ -121,7 +121,9 @@ sub storage_state {
     my ($is) = grep { $_->{name} eq 'pebble' } @{ $j->{issuers} || [] };
     return $is && $is->{storage} ? "$is->{storage}{type}/$is->{storage}{state}" : '';
 }
-is storage_state($nodes[2]), 'redis/connected', 'status page: storage redis, connected';
+ok $t->wait_for(sub { storage_state($nodes[2]) eq 'redis/connected' }, timeout => 6),
+    'status page: storage redis, connected'
+    or diag 'status page: ' . storage_state($nodes[2]);
 
 # Redis stopped for 30 s.
 my $orders = $t->pebble_orders;

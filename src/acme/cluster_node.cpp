@@ -143,8 +143,12 @@ StorageFactory ClusterNode::storage_factory(const EngineConfig& config) {
         auto storage = std::make_unique<ClusterStorage>(
             *this, std::make_unique<RedisStorage>(redis_, issuer, node_),
             std::make_unique<FileStorage>(state_path));
-        std::lock_guard<std::mutex> lk(mutex_);
-        storages_[issuer] = storage.get();
+        {
+            std::lock_guard<std::mutex> lk(mutex_);
+            storages_[issuer] = storage.get();
+        }
+        // The status page shows it from the start, not from the next heartbeat.
+        report_storage_state(connected_.load());
         return storage;
     };
 }
