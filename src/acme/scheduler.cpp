@@ -16,7 +16,10 @@ constexpr std::chrono::seconds max_idle_wait{3600};
 // A certificate whose lease another engine holds is looked at again after
 // this long: that engine's result is then in the storage.
 constexpr std::time_t lease_recheck = 60;
+constexpr std::time_t shared_lease_recheck = 5;
 constexpr std::chrono::seconds lease_ttl{600};
+// A shared store that could not be reached for a lease is tried again after this.
+constexpr std::time_t storage_retry = 5;
 
 }  // namespace
 
@@ -55,6 +58,7 @@ void Scheduler::run() {
                 requests_seen = ctx_.requests->request_sequence();
                 take_renew_requests();
             }
+            take_remote_changes();
             std::time_t now = ctx_.now();
             std::time_t next = 0;
             bool have_next = false;
@@ -104,6 +108,24 @@ void Scheduler::take_renew_requests() {
             break;
         }
     }
+}
+
+// Called with mutex_ held: a certificate another node stored (a cluster
+// store) is read again at once, so that this engine's schedule and status
+// follow it instead of the certificate it had.
+void Scheduler::take_remote_changes() {
+    // The sequences first: a change that comes while we look is seen next time.
+    std::map<const Storage*, std::uint64_t> now_at;
+    for (auto& c : certs_) now_at[&c->storage()] = c->storage().change_sequence();
+    for (auto& c : certs_) {
+        Storage& s = c->storage();
+        if (now_at[&s] == changes_seen_[&s]) continue;
+        if (!c->in_flight && s.take_changed(c->basename)) {
+            c->inspected = false;
+            c->due = ctx_.now();
+        }
+    }
+    changes_seen_ = std::move(now_at);
 }
 
 // A helper that was killed (kill -9, or ended by a reload in the middle of
@@ -176,7 +198,16 @@ std::optional<std::time_t> Scheduler::run_job(CertState& c, Clients& clients) {
         if (!lease) {
             // Another engine orders it: take its result from the storage.
             c.inspected = false;
-            return ctx_.now() + lease_recheck;
+            // A cluster's holder announces its result at once; a look every
+            // few seconds costs Redis little and takes over soon when the
+            // holder dies.
+            return ctx_.now() + (c.storage().shared() ? shared_lease_recheck : lease_recheck);
+        }
+        if (c.storage().shared() && !c.renew_requested) {
+            // Another node may have ordered it while we did not hold the
+            // lease: take its result rather than order again.
+            inspect_stored(ctx_, c);
+            if (!c.inspected || !c.order_due(ctx_.now())) return c.due;
         }
         c.lease = lease.get();
         struct Unset {
@@ -187,6 +218,11 @@ std::optional<std::time_t> Scheduler::run_job(CertState& c, Clients& clients) {
         return c.next_due();
     } catch (const Stopped&) {
         return std::nullopt;
+    } catch (const StorageUnavailable& e) {
+        // A shared store out of reach (Redis restarting): not a failure of
+        // the certificate, so no backoff; look again soon.
+        ctx_.report(events::StorageFailed{"certificate \"" + c.name + "\": " + e.what(), false});
+        return ctx_.now() + storage_retry;
     } catch (const std::exception& e) {
         // Only setting up the HTTP client or taking the lease can get here
         // (attempt_order() records its own failures); an order thread must

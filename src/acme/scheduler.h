@@ -43,6 +43,7 @@ private:
     std::optional<std::time_t> run_job(CertState& c, Clients& clients);
     void withdraw_leftover_answers();
     void take_renew_requests();
+    void take_remote_changes();
     void join_workers();
 
     const EngineContext& ctx_;
@@ -57,7 +58,8 @@ private:
     std::vector<std::thread> workers_;
     std::size_t idle_workers_ = 0;
     std::size_t active_jobs_ = 0;
-    bool leftovers_withdrawn_ = false;  // see withdraw_leftover_answers()
+    bool leftovers_withdrawn_ = false;                      // see withdraw_leftover_answers()
+    std::map<const Storage*, std::uint64_t> changes_seen_;  // see take_remote_changes()
 };
 
 }  // namespace acme

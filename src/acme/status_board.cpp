@@ -70,6 +70,8 @@ struct IssuerSlot {
     std::int64_t retry_after;
     std::uint64_t orders_issued, orders_failed;
     std::uint64_t challenges[static_cast<int>(ChallengeCounter::count)];
+    Text<16> storage;
+    Text<16> storage_state;
 };
 
 constexpr std::size_t align_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
@@ -140,6 +142,8 @@ void load(const IssuerSlot& s, IssuerStatus& st) {
     st.orders_issued = s.orders_issued;
     st.orders_failed = s.orders_failed;
     std::copy(std::begin(s.challenges), std::end(s.challenges), std::begin(st.challenges));
+    st.storage = s.storage.get();
+    st.storage_state = s.storage_state.get();
 }
 
 void store(IssuerSlot& s, const IssuerStatus& st) {
@@ -150,6 +154,8 @@ void store(IssuerSlot& s, const IssuerStatus& st) {
     s.orders_issued = st.orders_issued;
     s.orders_failed = st.orders_failed;
     std::copy(std::begin(st.challenges), std::end(st.challenges), std::begin(s.challenges));
+    s.storage.set(st.storage);
+    s.storage_state.set(st.storage_state);
 }
 
 // The slot of `key`, or a free one when `claim`; null when neither.

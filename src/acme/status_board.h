@@ -54,6 +54,10 @@ struct IssuerStatus {
     std::uint64_t orders_issued = 0;
     std::uint64_t orders_failed = 0;
     std::uint64_t challenges[static_cast<int>(ChallengeCounter::count)] = {};
+    // With acme_storage: "redis", and "connected" or "unreachable" as the
+    // node last found it (cluster_node.cpp); empty: the state directory.
+    std::string storage;
+    std::string storage_state;
 };
 
 // The engine side of renew-now: ids asked for since the last call.

@@ -154,7 +154,12 @@ void render_status_json(std::string_view version, std::time_t now,
           << ", \"error\": " << (s && !s->error.empty() ? json_quote(s->error) : "null")
           << ", \"retry_after\": " << json_time(s && s->retry_after > now ? s->retry_after : 0)
           << ", \"orders\": {\"issued\": " << number(s ? s->orders_issued : 0)
-          << ", \"failed\": " << number(s ? s->orders_failed : 0) << "}}";
+          << ", \"failed\": " << number(s ? s->orders_failed : 0) << "}";
+        if (s && !s->storage.empty()) {
+            o << ", \"storage\": {\"type\": " << json_quote(s->storage)
+              << ", \"state\": " << json_quote(s->storage_state) << "}";
+        }
+        o << "}";
     }
     o << "\n]}\n";
 }

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <ctime>
 #include <memory>
 #include <optional>
@@ -107,6 +108,17 @@ public:
     // Cleans up what writers killed mid-write left behind; returns how
     // many items. Only for the holder of the store lock.
     virtual std::size_t remove_unfinished() { return 0; }
+    // Shared with the engines of other nodes (a cluster store): a lease
+    // taken means the item may have changed since it was last read.
+    virtual bool shared() const { return false; }
+    // A shared store learns of certificates other engines stored: the
+    // sequence changes with every one, and take_changed() says (once)
+    // whether this certificate was one of them.
+    virtual std::uint64_t change_sequence() const { return 0; }
+    virtual bool take_changed(std::string_view cert_id) {
+        (void)cert_id;
+        return false;
+    }
 };
 
 }  // namespace acme

@@ -14,6 +14,7 @@ extern "C" {
 
 #include "acme/crypto.h"
 #include "acme/log.h"
+#include "acme/redis_url.h"
 #include "acme/schedule.h"
 #include "acme/shared_state.h"
 #include "acme/status_board.h"
@@ -125,6 +126,8 @@ struct ngx_http_acme_main_conf_t {
     acme::RenewBefore warn_window;  // acme_warn_window; unset: 10 %
     ngx_flag_t reload;              // acme_reload
     ngx_msec_t reload_delay;        // acme_reload_delay
+    // acme_storage (ngx_http_acme_storage.cpp): the cluster's Redis; null: none
+    acme::RedisTarget *storage;
 };
 
 struct ngx_http_acme_srv_conf_t {
@@ -210,6 +213,9 @@ char *ngx_http_acme_event_command(ngx_conf_t *cf, ngx_command_t *cmd, void *conf
 char *ngx_http_acme_issuer_event_command(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_acme_warn_window(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 std::vector<std::string> ngx_http_acme_strings(const ngx_array_t *a);
+
+// ngx_http_acme_storage.cpp
+char *ngx_http_acme_storage(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 // ngx_http_acme_http01.cpp
 ngx_int_t ngx_http_acme_http01_init(ngx_conf_t *cf);

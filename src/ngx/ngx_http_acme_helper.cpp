@@ -8,6 +8,7 @@
 #include <exception>
 #include <memory>
 
+#include "acme/cluster_node.h"
 #include "acme/command_sink.h"
 #include "acme/engine.h"
 #include "acme/identifier.h"
@@ -23,6 +24,7 @@ acme::EngineConfig *command_config;  // what command_sink refers to
 acme::CommandSink *command_sink;
 acme::Engine *engine;
 acme::ReloadSink *reload_sink;
+acme::ClusterNode *cluster;  // with acme_storage
 
 std::string user_agent() {
     return "ngx_http_acme_module/" NGX_HTTP_ACME_VERSION " nginx/" NGINX_VERSION;
@@ -123,7 +125,15 @@ ngx_int_t start_engine(ngx_cycle_t *cycle) {
     try {
         acme::Logger *log = ngx_http_acme_engine_log(cycle);
         auto config = std::make_unique<acme::EngineConfig>(engine_config(amcf));
-        auto started = std::make_unique<acme::Engine>(*config, *state, *log);
+        // With acme_storage the engine keeps its store in Redis and
+        // publishes challenge answers through the cluster.
+        std::unique_ptr<acme::ClusterNode> node;
+        if (amcf->storage != nullptr) {
+            node = std::make_unique<acme::ClusterNode>(*amcf->storage, *state, *log);
+        }
+        auto started = node ? std::make_unique<acme::Engine>(*config, *node, *log,
+                                                             node->storage_factory(*config))
+                            : std::make_unique<acme::Engine>(*config, *state, *log);
         auto commands = std::make_unique<acme::CommandSink>(*config, started->events());
         if (commands->enabled()) {
             started->add_sink(*commands);
@@ -131,6 +141,9 @@ ngx_int_t start_engine(ngx_cycle_t *cycle) {
         }
         std::unique_ptr<acme::StatusSink> sink;
         if (acme::StatusBoard *board = ngx_http_acme_status_board(cycle)) {
+            if (node) {
+                node->set_status_board(board);
+            }
             sink = std::make_unique<acme::StatusSink>(*board);
             started->add_sink(*sink);
             started->set_renew_requests(*board);
@@ -143,8 +156,12 @@ ngx_int_t start_engine(ngx_cycle_t *cycle) {
                 [](std::string &error) { return ngx_http_acme_reload_request(error); });
             started->add_sink(*reload);
         }
+        if (node) {
+            node->start();
+        }
         started->start();
         reload_sink = reload.release();
+        cluster = node.release();
         status_sink = sink.release();
         command_sink = commands.release();
         command_config = config.release();

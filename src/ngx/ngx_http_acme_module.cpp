@@ -33,6 +33,8 @@ ngx_command_t ngx_http_acme_commands[] = {
      NGX_HTTP_MAIN_CONF_OFFSET, offsetof(ngx_http_acme_main_conf_t, event_timeout), nullptr},
     {ngx_string("acme_warn_window"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1, ngx_http_acme_warn_window,
      NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
+    {ngx_string("acme_storage"), NGX_HTTP_MAIN_CONF | NGX_CONF_1MORE, ngx_http_acme_storage,
+     NGX_HTTP_MAIN_CONF_OFFSET, 0, nullptr},
     {ngx_string("acme_status"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS | NGX_CONF_TAKE1,
      ngx_http_acme_status, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
     {ngx_string("acme_reload"), NGX_HTTP_MAIN_CONF | NGX_CONF_FLAG, ngx_conf_set_flag_slot,

@@ -399,6 +399,30 @@ name is C<$name>, or undef.
 
 =back
 
+=head2 Clusters (several nginx nodes, one Redis)
+
+=over
+
+=item my $n2 = $t->new_node
+
+Another AcmeTest object (directory, ports, zone and nginx of its own) that
+uses C<$t>'s Pebble, DNS stub and Redis: its C<%%ACME_URI%%>,
+C<%%DNS_PORT%%>, C<%%PEBBLE_CA%%> and C<%%PORT_REDIS%%> are C<$t>'s. Pebble
+validates through C<$t>'s C<http>/C<https> ports only. Start Pebble (and
+Redis) on C<$t> first. Its processes are stopped with it or at the end.
+
+=item $t->start_redis, $t->stop_redis, $t->redis_alive
+
+Starts Debian's C<redis-server> on 127.0.0.1:port('redis') (no
+persistence, directory C<DIR/redis>) and waits until it answers PING;
+stops it (TERM). Returns the port.
+
+=item $t->redis_cli(@args)
+
+Runs C<redis-cli -p PORT @args> and returns its output (chomped).
+
+=back
+
 =head2 Clients
 
 =over
@@ -473,6 +497,7 @@ my $NGINX = $ENV{NGINX_BINARY} || '/usr/sbin/nginx';
 # with them preloaded; workers and the helper are forks and keep them.
 my %NGINX_ENV = $ENV{ACME_TEST_NGINX_PRELOAD} ? (LD_PRELOAD => $ENV{ACME_TEST_NGINX_PRELOAD}) : ();
 my %LIVE;    # objects with processes to stop at END
+my %TAKEN;   # every port handed out in this process
 
 # Everything is on loopback: no proxy may get in the way (HTTP::Tiny and
 # the children, libcurl included, honour these).
@@ -814,8 +839,10 @@ sub port {
     my %used = map { $_ => 1 } values %{ $self->{ports} };
     for (1 .. 500) {
         my $p = 20000 + int(rand(12000));
-        next if $used{$p};
+        # %TAKEN: ports of other objects (cluster nodes) not yet bound
+        next if $used{$p} || $TAKEN{$p};
         next unless _port_free($p);
+        $TAKEN{$p} = 1;
         return $self->{ports}{$name} = $p;
     }
     die "AcmeTest: no free port found for $name";
@@ -1943,6 +1970,48 @@ sub _unchunk {
         $out .= substr($s, 0, $n, '');
         $s =~ s/^\r\n//;
     }
+    return $out;
+}
+
+# ---------------------------------------------------------------------------
+# clusters: nodes sharing one Pebble and one Redis
+
+sub new_node {
+    my ($self) = @_;
+    # timeout 0: the first object's alarm bounds the script
+    my $n = (ref $self)->new(timeout => 0, worker_processes => $self->{worker_processes},
+        log_level => $self->{log_level});
+    $n->{ports}{$_} = $self->port($_) for qw(acme dns mgmt challtest redis);
+    $n->write_file('ca.pem', _slurp($self->ca_file));
+    $n->{pebble_peer} = $self;
+    return $n;
+}
+
+sub start_redis {
+    my ($self) = @_;
+    my $port = $self->port('redis');
+    my $d = "$self->{dir}/redis";
+    make_path($d);
+    $self->_spawn('redis', ['redis-server', '--port', $port, '--bind', '127.0.0.1',
+            '--save', '', '--appendonly', 'no', '--dir', $d, '--daemonize', 'no']);
+    $self->wait_for(sub {
+            die "redis-server exited:\n" . _slurp("$self->{dir}/redis.log")
+                unless $self->_proc_alive('redis');
+            $self->redis_cli('PING') eq 'PONG';
+        }, timeout => 15)
+        or die "redis-server did not start:\n" . _slurp("$self->{dir}/redis.log");
+    return $port;
+}
+
+sub stop_redis { $_[0]->_stop('redis') }
+
+sub redis_alive { $_[0]->_proc_alive('redis') }
+
+sub redis_cli {
+    my ($self, @args) = @_;
+    my (undef, $out) = _run('redis-cli', '-p', $self->port('redis'), @args);
+    $out //= '';
+    chomp $out;
     return $out;
 }
 
