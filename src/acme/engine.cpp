@@ -157,7 +157,12 @@ struct Engine::Impl {
             is->http_options.ca_file = ic.ca_file;
             is->http_options.verify = ic.verify;
             is->http_options.resolvers = ic.resolvers;
-            is->solvers = make_solvers(ic, ctx.board);
+            SolverEnv env;
+            env.pause = [&stop = ctx.stop](std::chrono::milliseconds d) { stop.pause(d); };
+            env.note = [this, name = ic.name](const std::string& what, bool warn) {
+                ctx.report(events::SolverNote{name, what, warn});
+            };
+            is->solvers = make_solvers(ic, ctx.board, std::move(env));
             issuers.push_back(std::move(is));
         }
 
