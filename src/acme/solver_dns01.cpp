@@ -40,20 +40,27 @@ public:
         std::string name = record_name(id), value = txt_value(key_authorization);
         auto deadline = SteadyClock::now() + timeout_;
         milliseconds delay{250};
-        for (;;) {
+        for (bool first = true;; first = false) {
             std::vector<DnsLookup::Answer> answers = lookup_->check_txt(name, value);
             std::string missing;
             for (const DnsLookup::Answer& a : answers) {
-                if (!a.has_value)
+                if (!a.has_value) {
                     missing += (missing.empty() ? "" : "; ") + a.server + ": " + a.detail;
+                }
             }
             if (missing.empty()) return;
-            if (SteadyClock::now() + delay > deadline) {
+            auto left = std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now());
+            if (left.count() <= 0) {
                 throw Error("the TXT record " + quoted(name) + " was not seen after " +
                             std::to_string(timeout_.count()) +
                             " s (dns_propagation_timeout) by every server asked (" + missing + ")");
             }
-            env_.pause(delay);
+            if (first) {
+                env_.note("waiting up to " + std::to_string(timeout_.count()) +
+                              " s for the TXT record " + quoted(name) + " (" + missing + ")",
+                          false);
+            }
+            env_.pause(std::min(delay, left));
             delay = std::min(delay * 2, milliseconds(8000));
         }
     }
