@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,15 +35,26 @@ class DnsLookup {
 public:
     virtual ~DnsLookup() = default;
     // For each server asked (a label such as "127.0.0.1:53"), whether it
-    // answers `name` with a TXT record holding `value`. Throws Error when no
-    // server to ask can be found.
+    // answers `name` with a TXT record holding one of `values`. Throws Error
+    // when no server to ask can be found.
     struct Answer {
         std::string server;
         bool has_value = false;
         std::string detail;  // what it answered, for the log
     };
-    virtual std::vector<Answer> check_txt(const std::string& name, const std::string& value) = 0;
+    virtual std::vector<Answer> check_txt(const std::string& name,
+                                          const std::vector<std::string>& values) = 0;
 };
+
+// The propagation wait of dns-01 and dns-persist-01 (dns_propagation.cpp):
+// polls `lookup` with backoff until every server has one of `values`,
+// saying once through `note` what it waits for; throws Error after
+// `timeout`, naming the servers that lag and adding `hint`.
+void wait_for_txt(DnsLookup& lookup, const std::string& name,
+                  const std::vector<std::string>& values, std::chrono::seconds timeout,
+                  const std::function<void(std::chrono::milliseconds)>& pause,
+                  const std::function<void(const std::string&, bool)>& note,
+                  const std::string& hint = "");
 
 // "host", "host:port", "[v6]:port", "v6" -> host and port (53 by default);
 // nullopt when malformed.

@@ -262,7 +262,8 @@ class Lookup : public DnsLookup {
 public:
     explicit Lookup(const DnsConfig& config) : config_(config) {}
 
-    std::vector<Answer> check_txt(const std::string& name, const std::string& value) override {
+    std::vector<Answer> check_txt(const std::string& name,
+                                  const std::vector<std::string>& wanted) override {
         std::vector<DnsServer> servers;
         bool recursive = !config_.resolvers.empty();
         for (const std::string& text : config_.resolvers) {
@@ -289,7 +290,9 @@ public:
                     a.detail = "no answer";
                 } else {
                     std::vector<std::string> values = txt_values(p.get(), n.get());
-                    a.has_value = std::find(values.begin(), values.end(), value) != values.end();
+                    a.has_value = std::any_of(values.begin(), values.end(), [&](const auto& v) {
+                        return std::find(wanted.begin(), wanted.end(), v) != wanted.end();
+                    });
                     a.detail = values.empty()
                                    ? rcode_name(ldns_pkt_get_rcode(p.get())) + ", no TXT record"
                                    : std::to_string(values.size()) + " TXT record(s), not this one";

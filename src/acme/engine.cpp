@@ -162,6 +162,9 @@ struct Engine::Impl {
             env.note = [this, name = ic.name](const std::string& what, bool warn) {
                 ctx.report(events::SolverNote{name, what, warn});
             };
+            env.account_url = [this, is = is.get()] {
+                return issuer_session(ctx, *is).account_url();
+            };
             is->solvers = make_solvers(ic, ctx.board, std::move(env));
             issuers.push_back(std::move(is));
         }

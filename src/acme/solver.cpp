@@ -20,6 +20,7 @@ Solver* Solvers::find(std::string_view type) const {
 Solvers make_solvers(const IssuerConfig& issuer, ChallengeBoard& board, SolverEnv env) {
     if (!env.pause) env.pause = [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); };
     if (!env.note) env.note = [](const std::string&, bool) {};
+    if (!env.account_url) env.account_url = [] { return std::string(); };
     Solvers solvers;
     for (const std::string& type : issuer.challenges) {
         if (type == "http-01") solvers.add(type, make_http01_solver(board));
@@ -32,6 +33,13 @@ Solvers make_solvers(const IssuerConfig& issuer, ChallengeBoard& board, SolverEn
                               issuer.dns.propagation_check ? make_dns_lookup(issuer.dns) : nullptr,
                               issuer.dns.propagation_timeout, env));
             }
+        }
+        if (type == "dns-persist-01") {
+            solvers.add(type,
+                        make_dns_persist01_solver(
+                            make_dns_publisher(issuer.dns),
+                            issuer.dns.propagation_check ? make_dns_lookup(issuer.dns) : nullptr,
+                            issuer.dns.propagation_timeout, env));
         }
     }
     return solvers;

@@ -61,10 +61,20 @@ struct SolverEnv {
     std::function<void(std::chrono::milliseconds)> pause;
     // A line for the log; `warn` for trouble, else a notice.
     std::function<void(const std::string& what, bool warn)> note;
+    // The issuer's account URL (registered before any challenge).
+    std::function<std::string()> account_url;
 };
 std::unique_ptr<Solver> make_dns01_solver(std::unique_ptr<DnsPublisher> publisher,
                                           std::unique_ptr<DnsLookup> lookup,
                                           std::chrono::seconds propagation_timeout, SolverEnv env);
+
+// dns-persist-01 (solver_dns_persist01.cpp): the standing record
+// _validation-persist.<name>, published once through `publisher` when there
+// is one (else logged for the operator to add), and never removed.
+std::unique_ptr<Solver> make_dns_persist01_solver(std::unique_ptr<DnsPublisher> publisher,
+                                                  std::unique_ptr<DnsLookup> lookup,
+                                                  std::chrono::seconds propagation_timeout,
+                                                  SolverEnv env);
 
 // The solvers for the challenge types the issuer is configured with.
 Solvers make_solvers(const IssuerConfig& issuer, ChallengeBoard& board, SolverEnv env = {});

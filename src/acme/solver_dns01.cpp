@@ -2,8 +2,6 @@
 // base64url(SHA-256(key authorization)). A wildcard and its apex share the
 // record name with two values, so records are added and removed one value
 // at a time. Before the CA looks, every server the lookup asks must see it.
-#include <algorithm>
-
 #include "base64url.h"
 #include "crypto.h"
 #include "dns.h"
@@ -14,9 +12,6 @@
 namespace acme {
 
 namespace {
-
-using std::chrono::milliseconds;
-using SteadyClock = std::chrono::steady_clock;
 
 class Dns01Solver : public Solver {
 public:
@@ -32,37 +27,11 @@ public:
         publisher_->add_txt(id.value, record_name(id), txt_value(key_authorization));
     }
 
-    // Polls with backoff: a quick first look (a server that applies the
-    // update at once), then up to 8 s apart.
     void wait_visible(const Identifier& id, const Challenge&,
                       const std::string& key_authorization) override {
         if (!lookup_) return;
-        std::string name = record_name(id), value = txt_value(key_authorization);
-        auto deadline = SteadyClock::now() + timeout_;
-        milliseconds delay{250};
-        for (bool first = true;; first = false) {
-            std::vector<DnsLookup::Answer> answers = lookup_->check_txt(name, value);
-            std::string missing;
-            for (const DnsLookup::Answer& a : answers) {
-                if (!a.has_value) {
-                    missing += (missing.empty() ? "" : "; ") + a.server + ": " + a.detail;
-                }
-            }
-            if (missing.empty()) return;
-            auto left = std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now());
-            if (left.count() <= 0) {
-                throw Error("the TXT record " + quoted(name) + " was not seen after " +
-                            std::to_string(timeout_.count()) +
-                            " s (dns_propagation_timeout) by every server asked (" + missing + ")");
-            }
-            if (first) {
-                env_.note("waiting up to " + std::to_string(timeout_.count()) +
-                              " s for the TXT record " + quoted(name) + " (" + missing + ")",
-                          false);
-            }
-            env_.pause(std::min(delay, left));
-            delay = std::min(delay * 2, milliseconds(8000));
-        }
+        wait_for_txt(*lookup_, record_name(id), {txt_value(key_authorization)}, timeout_,
+                     env_.pause, env_.note);
     }
 
     void cleanup(const Identifier& id, const Challenge&,

@@ -113,7 +113,7 @@ class FakeLookup : public acme::DnsLookup {
 public:
     int visible_after = 0;
     int lookups = 0;
-    std::vector<Answer> check_txt(const std::string&, const std::string&) override {
+    std::vector<Answer> check_txt(const std::string&, const std::vector<std::string>&) override {
         ++lookups;
         Answer a{"127.0.0.1:53", lookups > visible_after, "NOERROR, no TXT record"};
         return {a, {"10.0.0.1:53", true, ""}};
@@ -149,7 +149,8 @@ struct SolverRig {
 
 Identifier dns(const std::string& v) { return Identifier{Identifier::Type::dns, v}; }
 Challenge dns01(const std::string& token) {
-    return Challenge{"dns-01", "https://ca.test/chall/" + token, token, "pending", std::nullopt};
+    return Challenge{"dns-01", "https://ca.test/chall/" + token, token, "pending", std::nullopt, {},
+                     false};
 }
 
 TEST(Dns01Solver, PublishesTheDigestUnderAcmeChallenge) {
