@@ -46,6 +46,21 @@ http {
         server_name wrong.example.test;
         acme_certificate wrongkey;
     }
+    # dns-persist-01 publishes its standing record through the same update.
+    acme_issuer persist {
+        uri %%ACME_URI%%;
+        ssl_trusted_certificate %%PEBBLE_CA%%;
+        state_path %%TESTDIR%%/persist;
+        accept_terms_of_service;
+        challenge dns-persist-01;
+        dns_update 127.0.0.1:%%PORT_NAMED%% key=$key;
+        dns_resolver 127.0.0.1:%%PORT_NAMED%%;
+    }
+    server {
+        listen 127.0.0.1:%%HTTPS_PORT%% ssl;
+        server_name persist.example.test;
+        acme_certificate persist;
+    }
 }
 EOF2
 
@@ -76,5 +91,18 @@ ok $line, 'the wrong TSIG key is named in the log' or diag $t->error_log;
 like $line, qr/NOTAUTH|TSIG/, 'with what the server said';
 like $line, qr/retry|next attempt|again/i, 'and when it is tried again' if $line;
 ok !$t->dig('_acme-challenge.wrong.example.test', 'TXT'), 'nothing was published with it';
+
+# dns-persist-01 through dns_update: published once, and left standing.
+my $p = $t->wait_for(sub {
+    my $r = $t->tls_get(name => 'persist.example.test', ca => $root);
+    $r->{verified} ? $r : undef
+}, timeout => 30);
+ok $p, 'dns-persist-01 certificate served' or diag $t->error_log;
+my ($account) = $t->error_log =~ /issuer "persist": using account "([^"]+)"/;
+my @standing = $t->dig('_validation-persist.persist.example.test', 'TXT');
+is scalar @standing, 1, 'one standing record';
+like $standing[0] // '', qr/^[a-z0-9.-]+; accounturi=\Q$account\E$/, 'for this account';
+like $t->error_log, qr/published the dns-persist-01 record _validation-persist\.persist\.example\.test\. IN TXT/,
+    'the publication is logged';
 
 done_testing;
