@@ -97,6 +97,7 @@ like $fail, qr/dns_hook "\Q$hook\E" setup "fail\.test" exited with 3, output: no
 # wildcard's and the apex's value under one domain.
 ok $t->wait_for(sub { (() = AcmeTest::_slurp($calls) =~ /^tag teardown (?:late|never)\.test /mg) == 2 },
     timeout => 20), 'teardowns done';
+is +(stat $calls)[4], scalar getpwnam('nobody'), 'the hook ran as the worker user';
 my @calls = map { [split / /] } split /\n/, AcmeTest::_slurp($calls);
 my %setup;
 for my $c (@calls) {

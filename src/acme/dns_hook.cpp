@@ -53,8 +53,10 @@ private:
             "dns_hook " + quoted(config_.hook.front()) + " " + action + " " + quoted(domain);
         if (!r.started) return what + " could not run: " + tail(r.output);
         if (r.timed_out) {
-            return what + " was killed after " +
-                   std::to_string(config_.hook_timeout.count() / 1000) + " s, " + tail(r.output);
+            long long ms = config_.hook_timeout.count();
+            std::string limit =
+                ms % 1000 == 0 ? std::to_string(ms / 1000) + " s" : std::to_string(ms) + " ms";
+            return what + " was killed after " + limit + " (dns_hook_timeout), " + tail(r.output);
         }
         if (r.exit_code != 0) {
             return what + " exited with " + std::to_string(r.exit_code) + ", " + tail(r.output);

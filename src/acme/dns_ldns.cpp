@@ -140,19 +140,25 @@ std::string find_zone(const ldns_resolver* r, const std::string& name, const std
     throw Error(where + " knows no zone for " + quoted(name) + " (no SOA record)");
 }
 
-// One TXT record, built field by field (the value may hold any character).
+// One TXT record, built field by field (the value may hold any character);
+// a value longer than a TXT string (255 bytes, a long dns-persist-01
+// account URL) is split into several, which resolvers and CAs join.
 ldns_rr* txt_rr(const std::string& name, const std::string& value, ldns_rr_class cls,
                 uint32_t ttl) {
-    if (value.size() > 255) throw Error("TXT value longer than 255 bytes");
-    std::string wire(1, char(value.size()));
-    wire += value;
+    if (value.size() > 4000) throw Error("TXT value longer than 4000 bytes");
+    Rdf owner = dname(name);
     ldns_rr* rr = ldns_rr_new();
     if (!rr) throw Error("out of memory");
-    ldns_rr_set_owner(rr, dname(name).release());
+    ldns_rr_set_owner(rr, owner.release());
     ldns_rr_set_type(rr, LDNS_RR_TYPE_TXT);
     ldns_rr_set_class(rr, cls);
     ldns_rr_set_ttl(rr, ttl);
-    ldns_rr_push_rdf(rr, ldns_rdf_new_frm_data(LDNS_RDF_TYPE_STR, wire.size(), wire.data()));
+    for (size_t at = 0; at == 0 || at < value.size(); at += 255) {
+        std::string part = value.substr(at, 255);
+        std::string wire(1, char(static_cast<unsigned char>(part.size())));
+        wire += part;
+        ldns_rr_push_rdf(rr, ldns_rdf_new_frm_data(LDNS_RDF_TYPE_STR, wire.size(), wire.data()));
+    }
     return rr;
 }
 

@@ -258,3 +258,107 @@ TEST(Dns01Solver, ChosenByMakeSolversOnlyWithAPublisher) {
 }
 
 }  // namespace
+
+namespace {
+
+// ------------------------------------------------------- dns-persist-01
+
+struct PersistRig {
+    FakePublisher* publisher = nullptr;
+    FakeLookup* lookup = nullptr;
+    std::vector<std::pair<std::string, bool>> notes;
+    std::unique_ptr<acme::Solver> solver;
+
+    explicit PersistRig(bool with_publisher, int visible_after = 0) {
+        auto p = std::make_unique<FakePublisher>();
+        auto l = std::make_unique<FakeLookup>();
+        publisher = p.get();
+        lookup = l.get();
+        l->visible_after = visible_after;
+        acme::SolverEnv env;
+        env.pause = [](milliseconds) {};
+        env.note = [this](const std::string& what, bool warn) { notes.emplace_back(what, warn); };
+        env.account_url = [] { return std::string("https://ca.test/acct/7"); };
+        solver = acme::make_dns_persist01_solver(with_publisher ? std::move(p) : nullptr,
+                                                 std::move(l), std::chrono::seconds(120), env);
+    }
+};
+
+Challenge persist(bool wildcard) {
+    Challenge c{"dns-persist-01", "https://ca.test/chall/p", "",      "pending",
+                std::nullopt,     {"ca.test", "other.test"}, wildcard};
+    return c;
+}
+
+TEST(DnsPersist01Solver, StandingRecordMeansNoChange) {
+    PersistRig rig(true);
+    rig.solver->present(dns("example.com"), persist(false), "");
+    rig.solver->wait_visible(dns("example.com"), persist(false), "");
+    rig.solver->cleanup(dns("example.com"), persist(false), "");
+    EXPECT_TRUE(rig.publisher->added.empty());
+    EXPECT_TRUE(rig.publisher->removed.empty());
+    EXPECT_TRUE(rig.notes.empty());
+}
+
+TEST(DnsPersist01Solver, PublishesOnceAndNeverRemoves) {
+    PersistRig rig(true, 1);  // missing at the first look
+    rig.solver->present(dns("example.com"), persist(true), "");
+    ASSERT_EQ(rig.publisher->added.size(), 1u);
+    EXPECT_EQ(rig.publisher->added[0].name, "_validation-persist.example.com");
+    EXPECT_EQ(rig.publisher->added[0].domain, "example.com");
+    EXPECT_EQ(rig.publisher->added[0].value,
+              "ca.test; accounturi=https://ca.test/acct/7; policy=wildcard");
+    rig.solver->cleanup(dns("example.com"), persist(true), "");
+    EXPECT_TRUE(rig.publisher->removed.empty());
+}
+
+TEST(DnsPersist01Solver, WithoutPublisherTheRecordIsLoggedForTheOperator) {
+    PersistRig rig(false, 1);
+    rig.solver->present(dns("example.com"), persist(false), "");
+    ASSERT_FALSE(rig.notes.empty());
+    EXPECT_TRUE(rig.notes[0].second);
+    EXPECT_NE(rig.notes[0].first.find("needs the DNS record _validation-persist.example.com. IN "
+                                      "TXT \"ca.test; accounturi=https://ca.test/acct/7\""),
+              std::string::npos)
+        << rig.notes[0].first;
+    rig.solver->wait_visible(dns("example.com"), persist(false), "");
+    EXPECT_GE(rig.lookup->lookups, 2);
+}
+
+TEST(DnsPersist01Solver, NeedsTheIssuerDomainName) {
+    PersistRig rig(true);
+    Challenge c = persist(false);
+    c.issuer_domain_names.clear();
+    EXPECT_THROW(rig.solver->present(dns("example.com"), c, ""), acme::Error);
+}
+
+// ------------------------------------------------------------ dns_hook
+
+TEST(DnsHook, CalledAsModMdCallsIt) {
+    acme::DnsConfig config;
+    // PATH ARG... action domain value, with the record name in the environment.
+    config.hook = {"/bin/sh", "-c",
+                   "echo \"$0 $1 $2 $3 $ACME_DNS_RECORD\" >&2; [ \"$2\" != bad.test ] || exit 3; "
+                   "[ \"$2\" != slow.test ] || sleep 10",
+                   "tag"};
+    config.hook_timeout = milliseconds(300);
+    auto hook = acme::make_dns_hook(config);
+    EXPECT_NO_THROW(hook->add_txt("ok.test", "_acme-challenge.ok.test", "v1"));
+    try {
+        hook->add_txt("bad.test", "_acme-challenge.bad.test", "v2");
+        FAIL() << "no error";
+    } catch (const acme::Error& e) {
+        EXPECT_EQ(std::string(e.what()),
+                  "dns_hook \"/bin/sh\" setup \"bad.test\" exited with 3, output: tag setup "
+                  "bad.test v2 _acme-challenge.bad.test");
+    }
+    std::string error;
+    hook->remove_txt("slow.test", "_acme-challenge.slow.test", "v3", error);
+    EXPECT_NE(error.find("teardown \"slow.test\" was killed after 300 ms (dns_hook_timeout)"),
+              std::string::npos)
+        << error;
+    hook->remove_txt("ok.test", "_acme-challenge.ok.test", "v1", error);
+    EXPECT_EQ(error, "");
+}
+
+}  // namespace
