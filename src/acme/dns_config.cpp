@@ -1,6 +1,8 @@
 // The pieces of dns-01 configuration the glue checks at nginx -t and the
 // engine uses again: server addresses, TSIG key files, the choice between
 // dns_update and dns_hook.
+#include <arpa/inet.h>
+
 #include <cctype>
 
 #include "base64url.h"
@@ -62,7 +64,7 @@ std::string DnsServer::label() const {
 
 std::optional<DnsServer> parse_dns_server(std::string_view text) {
     DnsServer server;
-    if (text.empty()) return std::nullopt;
+    if (text.empty() || text.find('\0') != std::string_view::npos) return std::nullopt;
     if (text.front() == '[') {
         size_t close = text.find(']');
         if (close == std::string_view::npos || close == 1) return std::nullopt;
@@ -82,9 +84,18 @@ std::optional<DnsServer> parse_dns_server(std::string_view text) {
         server.host = std::string(text);
     }
     if (server.port == 0 || server.port > 65535) return std::nullopt;
+    // An IPv6 address (the only form with ':'), or an IPv4 address or host
+    // name of letters, digits, '-', '_' and '.'.
+    unsigned char addr[sizeof(struct in6_addr)];
+    if (server.host.find(':') != std::string::npos) {
+        if (inet_pton(AF_INET6, server.host.c_str(), addr) != 1) return std::nullopt;
+        return server;
+    }
+    if (server.host.empty() || server.host.size() > 253) return std::nullopt;
     for (char c : server.host) {
-        if (std::isspace(static_cast<unsigned char>(c)) || c == '/' || c == '"')
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') {
             return std::nullopt;
+        }
     }
     return server;
 }
@@ -98,6 +109,11 @@ TsigKey parse_tsig_key(std::string_view text) {
     TsigKey key;
     key.name = lower(t[1]);
     if (key.name.empty()) throw Error("empty key name");
+    for (char c : key.name) {
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') {
+            throw Error("invalid key name \"" + t[1] + "\"");
+        }
+    }
     if (key.name.back() != '.') key.name += '.';
     size_t i = 3;
     for (; i < t.size() && t[i] != "}"; i++) {

@@ -42,7 +42,7 @@ TEST(DnsServer, Forms) {
     ASSERT_TRUE(s);
     EXPECT_EQ(s->port, 53u);
     for (const char* bad : {"", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536", ":53", "[::1",
-                            "[]:53", "[::1]x", "a b"}) {
+                            "[]:53", "[::1]x", "a b", "ns1.examp8::1]:553", "[nope]:53"}) {
         EXPECT_FALSE(acme::parse_dns_server(bad)) << bad;
     }
 }
