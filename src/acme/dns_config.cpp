@@ -69,6 +69,7 @@ std::optional<DnsServer> parse_dns_server(std::string_view text) {
         size_t close = text.find(']');
         if (close == std::string_view::npos || close == 1) return std::nullopt;
         server.host = std::string(text.substr(1, close - 1));
+        if (server.host.find(':') == std::string::npos) return std::nullopt;  // IPv6 only
         std::string_view rest = text.substr(close + 1);
         if (!rest.empty()) {
             if (rest.front() != ':' || !all_digits(rest.substr(1))) return std::nullopt;
