@@ -299,9 +299,12 @@ public:
                     a.has_value = std::any_of(values.begin(), values.end(), [&](const auto& v) {
                         return std::find(wanted.begin(), wanted.end(), v) != wanted.end();
                     });
-                    a.detail = values.empty()
-                                   ? rcode_name(ldns_pkt_get_rcode(p.get())) + ", no TXT record"
-                                   : std::to_string(values.size()) + " TXT record(s), not this one";
+                    if (!a.has_value) {
+                        a.detail =
+                            values.empty()
+                                ? rcode_name(ldns_pkt_get_rcode(p.get())) + ", no TXT record"
+                                : std::to_string(values.size()) + " TXT record(s), not this one";
+                    }
                 }
             } catch (const Error& e) {
                 a.detail = e.what();
