@@ -47,7 +47,7 @@ UNIT_HDRS   := $(wildcard t/unit/*.h)
 
 CXX         ?= g++
 UNIT_FLAGS  := -std=c++17 -g -O1 -Wall -Wextra -Werror -Isrc -pthread
-UNIT_LIBS   := -lgtest -lgtest_main -lcurl -ljansson -lhiredis -lssl -lcrypto -lresolv -pthread
+UNIT_LIBS   := -lgtest -lgtest_main -lcurl -ljansson -lhiredis -lssl -lcrypto -lresolv -lldns -pthread
 
 # SANITIZE: gcc's sanitizers for the unit tests and the module. The first
 # report stops the process (-fno-sanitize-recover, halt_on_error), so that
@@ -216,7 +216,7 @@ FUZZ_HDRS    := $(wildcard t/fuzz/*.h)
 FUZZ_TARGETS ?= $(patsubst t/fuzz/%.cpp,%,$(FUZZ_SRCS))
 FUZZ_FLAGS   := -std=c++17 -g -O1 -Wall -Wextra -Werror -Isrc -It/fuzz -pthread \
                 -fsanitize=address,undefined -fno-sanitize-recover=all
-FUZZ_LIBS    := -lcurl -ljansson -lhiredis -lssl -lcrypto -lresolv -pthread
+FUZZ_LIBS    := -lcurl -ljansson -lhiredis -lssl -lcrypto -lresolv -lldns -pthread
 FUZZ_OBJS    := $(patsubst src/acme/%.cpp,$(FUZZ_BUILD)/engine/%.o,$(ENGINE_SRCS))
 
 $(FUZZ_BUILD)/engine/%.o: src/acme/%.cpp $(ENGINE_HDRS)

@@ -156,26 +156,27 @@ http {
 EOF
     qr/invalid value "maybe" in "ssl_verify", it must be "on" or "off"/, qr/ssl_verify maybe;/;
 
-rejects 'unsupported challenge dns-01', <<"EOF",
+rejects 'unsupported challenge dns-account-01', <<"EOF",
 http {
     acme_issuer test {
         uri %%URI%%;
-        challenge dns-01;
+        challenge dns-account-01;
     }
 }
 EOF
-    qr/unsupported challenge type "dns-01" \(supported: http-01, tls-alpn-01\)/, qr/challenge dns-01;/;
+    qr/unsupported challenge type "dns-account-01" \(supported: http-01, tls-alpn-01, dns-01[^)]*\)/,
+    qr/challenge dns-account-01;/;
 
 rejects 'unsupported challenge type in a list', <<"EOF",
 http {
     acme_issuer test {
         uri %%URI%%;
-        challenge tls-alpn-01 http-01 dns-01;
+        challenge tls-alpn-01 http-01 dns-account-01;
     }
 }
 EOF
-    qr/unsupported challenge type "dns-01" \(supported: http-01, tls-alpn-01\)/,
-    qr/challenge tls-alpn-01 http-01 dns-01;/;
+    qr/unsupported challenge type "dns-account-01" \(supported: http-01, tls-alpn-01, dns-01[^)]*\)/,
+    qr/challenge tls-alpn-01 http-01 dns-account-01;/;
 
 rejects 'challenge type listed twice', <<"EOF",
 http {

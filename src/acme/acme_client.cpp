@@ -126,6 +126,9 @@ Challenge challenge_from(const Json& j) {
     c.token = string_member(j, "token");
     c.status = string_member(j, "status");
     c.error = problem_member(j, "error");
+    for (const Json& name : j.get("issuer-domain-names").items()) {
+        if (name.is_string()) c.issuer_domain_names.push_back(name.as_string());
+    }
     return c;
 }
 
@@ -550,7 +553,10 @@ Authorization parse_authorization(std::string_view body) {
     a.identifier = parse_identifier_object(j.get("identifier"));
     a.status = string_member(j, "status");
     a.wildcard = j.get_bool("wildcard").value_or(false);
-    for (const Json& c : j.get("challenges").items()) a.challenges.push_back(challenge_from(c));
+    for (const Json& c : j.get("challenges").items()) {
+        a.challenges.push_back(challenge_from(c));
+        a.challenges.back().wildcard = a.wildcard;
+    }
     return a;
 }
 

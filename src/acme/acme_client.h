@@ -33,6 +33,9 @@ struct Challenge {
     std::string token;
     std::string status;
     std::optional<Problem> error;
+    // dns-persist-01: the names the CA accepts in the standing record.
+    std::vector<std::string> issuer_domain_names;
+    bool wildcard = false;  // its authorization's "wildcard"
 };
 
 struct Authorization {

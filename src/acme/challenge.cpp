@@ -8,6 +8,8 @@ namespace acme {
 std::optional<std::string> canonical_challenge_type(std::string_view name) {
     if (name == "http-01" || name == "http") return std::string("http-01");
     if (name == "tls-alpn-01" || name == "tls-alpn") return std::string("tls-alpn-01");
+    if (name == "dns-01" || name == "dns") return std::string("dns-01");
+    if (name == "dns-persist-01") return std::string("dns-persist-01");
     return std::nullopt;
 }
 

@@ -16,11 +16,13 @@
 namespace acme {
 
 // "http-01" or "http" gives "http-01", "tls-alpn-01" or "tls-alpn" gives
-// "tls-alpn-01"; nullopt for any type this build cannot answer.
+// "tls-alpn-01", "dns-01" or "dns" gives "dns-01", "dns-persist-01" gives
+// itself; nullopt for any type this build cannot answer.
 std::optional<std::string> canonical_challenge_type(std::string_view name);
 
 // The types canonical_challenge_type() accepts, for error messages.
-inline constexpr std::string_view supported_challenge_types = "http-01, tls-alpn-01";
+inline constexpr std::string_view supported_challenge_types =
+    "http-01, tls-alpn-01, dns-01, dns-persist-01";
 
 // Remembers, per identifier, when each challenge type last failed, so that
 // the next order falls back to another type instead of repeating a failure.

@@ -19,23 +19,9 @@
 #include "engine_config.h"
 #include "events.h"
 #include "order_hook.h"
+#include "run_command.h"
 
 namespace acme {
-
-// How one call ended.
-struct CommandResult {
-    bool started = false;
-    bool timed_out = false;
-    int exit_code = -1;  // -1: killed, or unknown
-    std::string output;  // stdout and stderr, at most 64 KiB
-    bool ok() const { return started && !timed_out && exit_code == 0; }
-};
-
-// Runs argv with the given extra environment; kills its process group
-// after `timeout`. Never throws.
-CommandResult run_command(const std::vector<std::string>& argv,
-                          const std::vector<std::string>& environment,
-                          std::chrono::milliseconds timeout);
 
 class CommandSink : public EventSink, public OrderHook {
 public:

@@ -157,7 +157,15 @@ struct Engine::Impl {
             is->http_options.ca_file = ic.ca_file;
             is->http_options.verify = ic.verify;
             is->http_options.resolvers = ic.resolvers;
-            is->solvers = make_solvers(ic, ctx.board);
+            SolverEnv env;
+            env.pause = [&stop = ctx.stop](std::chrono::milliseconds d) { stop.pause(d); };
+            env.note = [this, name = ic.name](const std::string& what, bool warn) {
+                ctx.report(events::SolverNote{name, what, warn});
+            };
+            env.account_url = [this, is = is.get()] {
+                return issuer_session(ctx, *is).account_url();
+            };
+            is->solvers = make_solvers(ic, ctx.board, std::move(env));
             issuers.push_back(std::move(is));
         }
 

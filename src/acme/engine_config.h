@@ -12,6 +12,25 @@
 
 namespace acme {
 
+// dns-01 and dns-persist-01: how TXT records are published and when they
+// count as visible.
+struct TsigKey {
+    std::string name;       // "keyname." (absolute)
+    std::string algorithm;  // "hmac-sha256." (as ldns names it)
+    std::string secret;     // base64, never logged
+};
+
+struct DnsConfig {
+    std::string update_server;      // dns_update "host[:port]"; empty: none
+    TsigKey key;                    // empty name: unsigned updates
+    std::string zone;               // empty: found from the SOA
+    std::vector<std::string> hook;  // dns_hook path and arguments; empty: none
+    std::chrono::milliseconds hook_timeout{30000};
+    std::vector<std::string> resolvers;  // dns_resolver; empty: the authoritative servers
+    bool propagation_check = true;
+    std::chrono::seconds propagation_timeout{120};
+};
+
 struct IssuerConfig {
     std::string name;
     std::string directory_url;
@@ -41,6 +60,7 @@ struct IssuerConfig {
     bool common_name_in_csr = false;         // never for IP identifiers
     RenewBefore renew_before;                // renew_before_expiry; unset: the default rule
     std::vector<std::string> event_command;  // path and arguments; empty: the engine's
+    DnsConfig dns;
 };
 
 struct CertificateConfig {

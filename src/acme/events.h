@@ -217,6 +217,13 @@ struct CommandOutput {
     bool failed = false;  // a non-zero exit, a signal, a timeout, or no start
 };
 
+// Something a challenge solver says about its work (dns-01 records).
+struct SolverNote {
+    std::string issuer;
+    std::string what;
+    bool warn = false;
+};
+
 struct AccountKeyCreated {
     std::string issuer;
     std::string where;
@@ -242,7 +249,7 @@ using Event = std::variant<
     events::AuthorizationValid, events::AlternateChain, events::NoPreferredChain,
     events::NamesMismatch, events::Issued, events::Failed, events::Expiring,
     events::CertificateState, events::OrderPostponed, events::RenewRequested, events::CommandOutput,
-    events::AccountKeyCreated, events::AccountRegistered, events::AccountLost>;
+    events::AccountKeyCreated, events::AccountRegistered, events::AccountLost, events::SolverNote>;
 
 // Called from the engine's threads, one event at a time (EventSinks
 // serialises them); a sink must not block for long: orders wait for it.

@@ -182,6 +182,11 @@ Line line(const AccountLost& e) {
             "acme: issuer " + quoted(e.issuer) + ": " + e.why + ", registering the account again"};
 }
 
+Line line(const SolverNote& e) {
+    return {e.warn ? LogLevel::warn : LogLevel::notice,
+            "acme: issuer " + quoted(e.issuer) + ": " + e.what};
+}
+
 }  // namespace
 
 std::string format_time(std::time_t t) {

@@ -62,6 +62,12 @@ public:
         answers_.push_back({&solver, id, challenge, std::move(key_authorization)});
     }
 
+    // Once all are published: each one's wait overlaps the others'.
+    void wait_visible() {
+        for (const Answer& a : answers_)
+            a.solver->wait_visible(a.id, a.challenge, a.key_authorization);
+    }
+
 private:
     struct Answer {
         Solver* solver;
@@ -335,6 +341,7 @@ void OrderRunner::authorize(AcmeClient& client, const Order& order, const Privat
         pending.push_back({url, name, *chosen, offered.size() > 1});
     }
 
+    presented.wait_visible();
     for (const Pending& p : pending) {
         if (p.challenge.status == "pending") client.respond(p.challenge);
         ctx_.stop.check();

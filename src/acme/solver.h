@@ -4,6 +4,8 @@
 // make_solvers() is the one place that decides which types an issuer has.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -23,6 +25,10 @@ public:
     // validate. Throws Error (with the reason) when it cannot.
     virtual void present(const Identifier& id, const Challenge& challenge,
                          const std::string& key_authorization) = 0;
+    // Called for every answer once all of an order's answers are
+    // presented, before the CA is told to look: returns once this one can
+    // be seen (DNS propagation), so that the waits overlap. Throws Error.
+    virtual void wait_visible(const Identifier&, const Challenge&, const std::string&) {}
     // Withdraws what present() published, however validation went.
     virtual void cleanup(const Identifier& id, const Challenge& challenge,
                          const std::string& key_authorization) noexcept = 0;
@@ -44,7 +50,33 @@ std::unique_ptr<Solver> make_http01_solver(ChallengeBoard& board);
 // tls-alpn-01: the digest a worker puts into the challenge certificate.
 std::unique_ptr<Solver> make_tls_alpn01_solver(ChallengeBoard& board);
 
+// dns-01 (solver_dns01.cpp): the TXT record _acme-challenge.<name>, through
+// `publisher`, waited for through `lookup` (null: no propagation check).
+// `pause` sleeps between lookups (and gives up when the engine stops).
+// `env.note` logs what the operator should know (a record left behind).
+class DnsPublisher;
+class DnsLookup;
+struct SolverEnv {
+    // Sleeps; throws (Stopped) when the engine stops meanwhile.
+    std::function<void(std::chrono::milliseconds)> pause;
+    // A line for the log; `warn` for trouble, else a notice.
+    std::function<void(const std::string& what, bool warn)> note;
+    // The issuer's account URL (registered before any challenge).
+    std::function<std::string()> account_url;
+};
+std::unique_ptr<Solver> make_dns01_solver(std::unique_ptr<DnsPublisher> publisher,
+                                          std::unique_ptr<DnsLookup> lookup,
+                                          std::chrono::seconds propagation_timeout, SolverEnv env);
+
+// dns-persist-01 (solver_dns_persist01.cpp): the standing record
+// _validation-persist.<name>, published once through `publisher` when there
+// is one (else logged for the operator to add), and never removed.
+std::unique_ptr<Solver> make_dns_persist01_solver(std::unique_ptr<DnsPublisher> publisher,
+                                                  std::unique_ptr<DnsLookup> lookup,
+                                                  std::chrono::seconds propagation_timeout,
+                                                  SolverEnv env);
+
 // The solvers for the challenge types the issuer is configured with.
-Solvers make_solvers(const IssuerConfig& issuer, ChallengeBoard& board);
+Solvers make_solvers(const IssuerConfig& issuer, ChallengeBoard& board, SolverEnv env = {});
 
 }  // namespace acme

@@ -13,6 +13,7 @@ extern "C" {
 #include <vector>
 
 #include "acme/crypto.h"
+#include "acme/engine_config.h"
 #include "acme/log.h"
 #include "acme/redis_url.h"
 #include "acme/schedule.h"
@@ -37,6 +38,7 @@ extern "C" {
 extern "C" ngx_module_t ngx_http_acme_module;
 
 struct ngx_http_acme_tls_alpn_t;  // ngx_http_acme_tls_alpn.cpp
+struct ngx_http_acme_dns_t;       // ngx_http_acme_dns.cpp
 
 // One acme_issuer block.
 struct ngx_http_acme_issuer_t {
@@ -60,6 +62,7 @@ struct ngx_http_acme_issuer_t {
     ngx_flag_t common_name_in_csr;
     acme::RenewBefore renew_before;  // renew_before_expiry; unset: default rule
     ngx_array_t *event_command;      // ngx_str_t: path and arguments; null: the http block's
+    ngx_http_acme_dns_t *dns;        // the dns_* directives (ngx_http_acme_dns.cpp)
     ngx_uint_t used;                 // referenced by some acme_certificate
     u_char *file;
     ngx_uint_t line;
@@ -167,7 +170,8 @@ struct ngx_http_acme_server_name_t {
 };
 // The identifiers of an acme_certificate without them, from server_name;
 // NGX_ERROR (logged) when none is left.
-ngx_int_t ngx_http_acme_identifiers_from_names(ngx_conf_t *cf, ngx_http_acme_cert_t *cert,
+ngx_int_t ngx_http_acme_identifiers_from_names(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
+                                               ngx_http_acme_cert_t *cert,
                                                const ngx_http_acme_server_name_t *names,
                                                ngx_uint_t n);
 void ngx_http_acme_warn_shared_certificates(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf);
@@ -212,10 +216,18 @@ acme::StatusBoard *ngx_http_acme_status_board(ngx_cycle_t *cycle);
 char *ngx_http_acme_event_command(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_acme_issuer_event_command(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_acme_warn_window(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_acme_parse_command(ngx_conf_t *cf, ngx_array_t **out);
 std::vector<std::string> ngx_http_acme_strings(const ngx_array_t *a);
 
 // ngx_http_acme_storage.cpp
 char *ngx_http_acme_storage(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+// ngx_http_acme_dns.cpp: the dns_* directives of acme_issuer, the check at
+// the end of the block, and what the engine gets from them.
+extern ngx_command_t ngx_http_acme_dns_commands[];
+char *ngx_http_acme_dns_check(ngx_conf_t *cf, ngx_http_acme_issuer_t *issuer);
+acme::DnsConfig ngx_http_acme_dns_config(const ngx_http_acme_issuer_t *issuer);
+// Whether the issuer can validate wildcard names (dns-01 or dns-persist-01).
+bool ngx_http_acme_issuer_has_dns(const ngx_http_acme_issuer_t *issuer);
 
 // ngx_http_acme_http01.cpp
 ngx_int_t ngx_http_acme_http01_init(ngx_conf_t *cf);

@@ -33,7 +33,8 @@ struct ngx_http_acme_api_t {
     char *(*certificate)(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf, ngx_array_t **certs,
                          ngx_array_t **certificates, ngx_array_t **certificate_keys);
     // At merge, for acme_certificate without identifiers (nginx 1.25.5+).
-    ngx_int_t (*identifiers_from_names)(ngx_conf_t *cf, ngx_http_acme_cert_t *cert,
+    ngx_int_t (*identifiers_from_names)(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
+                                        ngx_http_acme_cert_t *cert,
                                         const ngx_http_acme_server_name_t *names, ngx_uint_t n);
     // At merge, once the server's SSL context exists: issuer, store names,
     // sharing with other servers, and the stored certificate installed.

@@ -2,6 +2,7 @@
 // and the merge that resolves issuers, names the store files and serves them.
 #include <algorithm>
 #include <exception>
+#include <stdexcept>
 #include <vector>
 
 #include "acme/identifier.h"
@@ -34,12 +35,56 @@ ngx_int_t push_identifier(ngx_conf_t *cf, ngx_array_t *ids, const std::string &t
 }
 
 // ".example.com" means example.com and www.example.com, as in server_name
-// (and in nginx-acme's identifier arguments).
-std::vector<std::string> dot_name_expanded(const std::string &name) {
+// (and in nginx-acme's identifier arguments); with an issuer that has a DNS
+// challenge it means example.com and *.example.com, as it does for nginx.
+std::vector<std::string> dot_name_expanded(const std::string &name, bool dns) {
     if (name.size() > 1 && name[0] == '.') {
-        return {name.substr(1), "www" + name};
+        return {name.substr(1), (dns ? "*" : "www") + name};
     }
     return {name};
+}
+
+// Arguments of acme_certificate are read before the issuer is known: a
+// ".example.com" stays as it is (checked) until the merge expands it.
+ngx_int_t push_argument(ngx_conf_t *cf, ngx_array_t *ids, const std::string &text,
+                        std::string *error) {
+    if (text.size() < 2 || text[0] != '.') {
+        return push_identifier(cf, ids, text, error);
+    }
+    try {
+        std::string name = acme::parse_identifier(text.substr(1)).value;
+        if (name.rfind("*.", 0) == 0) {
+            throw std::runtime_error("invalid identifier \"" + text + "\": \".*.\"");
+        }
+        auto *slot = static_cast<ngx_str_t *>(ngx_array_push(ids));
+        if (slot == nullptr) {
+            return NGX_ERROR;
+        }
+        *slot = ngx_http_acme_pstrdup(cf->pool, "." + name);
+        return slot->data ? NGX_OK : NGX_ERROR;
+    } catch (const std::exception &e) {
+        *error = e.what();
+        return NGX_DECLINED;
+    }
+}
+
+// The merge's half of push_argument: ".name" expanded for the issuer.
+ngx_int_t expand_arguments(ngx_conf_t *cf, ngx_http_acme_cert_t *cert, bool dns) {
+    ngx_array_t given = cert->identifiers;
+    if (ngx_array_init(&cert->identifiers, cf->pool, ngx_max(given.nelts, 2), sizeof(ngx_str_t)) !=
+        NGX_OK) {
+        return NGX_ERROR;
+    }
+    auto *values = static_cast<ngx_str_t *>(given.elts);
+    for (ngx_uint_t i = 0; i < given.nelts; i++) {
+        for (const std::string &text : dot_name_expanded(ngx_http_acme_string(values[i]), dns)) {
+            std::string error;
+            if (push_identifier(cf, &cert->identifiers, text, &error) != NGX_OK) {
+                return NGX_ERROR;  // checked when the directive was read
+            }
+        }
+    }
+    return NGX_OK;
 }
 
 // One acme_certificate for one key type, with the directive's identifiers.
@@ -124,15 +169,13 @@ char *certificate(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf, ngx_array_t *
             }
             continue;
         }
-        for (const std::string &text : dot_name_expanded(ngx_http_acme_string(value[i]))) {
-            std::string error;
-            ngx_int_t rc = push_identifier(cf, &identifiers, text, &error);
-            if (rc == NGX_ERROR) {
-                return NGX_HTTP_ACME_CONF_ERROR;
-            }
-            if (rc == NGX_DECLINED) {
-                return ngx_http_acme_conf_error(cf, 0, "%s in \"acme_certificate\"", error.c_str());
-            }
+        std::string error;
+        ngx_int_t rc = push_argument(cf, &identifiers, ngx_http_acme_string(value[i]), &error);
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_ACME_CONF_ERROR;
+        }
+        if (rc == NGX_DECLINED) {
+            return ngx_http_acme_conf_error(cf, 0, "%s in \"acme_certificate\"", error.c_str());
         }
     }
     if (types.empty()) {
@@ -179,10 +222,15 @@ char *certificate(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf, ngx_array_t *
     return NGX_CONF_OK;
 }
 
-// Identifiers from server_name, as nginx-acme derives them.
+// Identifiers from server_name, as nginx-acme derives them; "*.name" too
+// when the issuer has a DNS challenge.
 // names: an http server's (or, from nginx 1.25.5, a stream server's).
-ngx_int_t identifiers_from_server_names(ngx_conf_t *cf, ngx_http_acme_cert_t *cert,
+ngx_int_t identifiers_from_server_names(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
+                                        ngx_http_acme_cert_t *cert,
                                         const ngx_http_acme_server_name_t *names, ngx_uint_t n) {
+    // An unknown issuer is reported by the merge that resolves it.
+    const ngx_http_acme_issuer_t *issuer = ngx_http_acme_find_issuer(amcf, cert->issuer_name);
+    bool dns = issuer != nullptr && ngx_http_acme_issuer_has_dns(issuer);
     for (ngx_uint_t i = 0; i < n; i++) {
         std::string name = ngx_http_acme_string(names[i].name);
         if (name.empty()) {
@@ -198,15 +246,16 @@ ngx_int_t identifiers_from_server_names(ngx_conf_t *cf, ngx_http_acme_cert_t *ce
         }
 #endif
         // "*.example.com" and "www.example.*" are nginx wildcards: a
-        // certificate for them needs dns-01 (not available to this issuer).
-        if (name.rfind("*.", 0) == 0 ||
-            (name.size() > 2 && name.compare(name.size() - 2, 2, ".*") == 0)) {
+        // certificate for the first needs a DNS challenge; the second has
+        // no certificate form.
+        bool leading = name.rfind("*.", 0) == 0;
+        if ((leading && !dns) || (name.size() > 2 && name.compare(name.size() - 2, 2, ".*") == 0)) {
             ngx_log_error(NGX_LOG_WARN, cf->log, 0,
                           "acme_certificate in %s:%ui: wildcard server_name \"%s\" is skipped",
                           cert->file, cert->line, name.c_str());
             continue;
         }
-        for (const auto &text : dot_name_expanded(name)) {
+        for (const auto &text : dot_name_expanded(name, dns)) {
             std::string error;
             ngx_int_t rc = push_identifier(cf, &cert->identifiers, text, &error);
             if (rc == NGX_ERROR) {
@@ -243,7 +292,9 @@ ngx_int_t identifiers_from_http_server_names(ngx_conf_t *cf, ngx_http_acme_cert_
         list.push_back({names[i].name, false});
 #endif
     }
-    return identifiers_from_server_names(cf, cert, list.data(), list.size());
+    auto *amcf = static_cast<ngx_http_acme_main_conf_t *>(
+        ngx_http_conf_get_module_main_conf(cf, ngx_http_acme_module));
+    return identifiers_from_server_names(cf, amcf, cert, list.data(), list.size());
 }
 
 void free_cert_index(void *data) { delete static_cast<ngx_http_acme_cert_index_t *>(data); }
@@ -324,11 +375,12 @@ char *ngx_http_acme_merge_certificates(ngx_conf_t *cf, ngx_http_acme_srv_conf_t 
     return NGX_CONF_OK;
 }
 
-ngx_int_t ngx_http_acme_identifiers_from_names(ngx_conf_t *cf, ngx_http_acme_cert_t *cert,
+ngx_int_t ngx_http_acme_identifiers_from_names(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
+                                               ngx_http_acme_cert_t *cert,
                                                const ngx_http_acme_server_name_t *names,
                                                ngx_uint_t n) {
     try {
-        return identifiers_from_server_names(cf, cert, names, n);
+        return identifiers_from_server_names(cf, amcf, cert, names, n);
     } catch (const std::exception &e) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "acme: %s", e.what());
         return NGX_ERROR;
@@ -351,12 +403,17 @@ ngx_int_t ngx_http_acme_serve_certificates(ngx_conf_t *cf, ngx_http_acme_main_co
             return NGX_ERROR;
         }
         cert->issuer->used = 1;
+        bool dns = ngx_http_acme_issuer_has_dns(cert->issuer);
+        // ".name" arguments wait for the issuer to know what they mean.
+        if (cert->explicit_identifiers && expand_arguments(cf, cert, dns) != NGX_OK) {
+            return NGX_ERROR;
+        }
 
         std::vector<acme::Identifier> ids;
         auto *values = static_cast<ngx_str_t *>(cert->identifiers.elts);
         for (ngx_uint_t k = 0; k < cert->identifiers.nelts; k++) {
             ids.push_back(acme::parse_identifier(ngx_http_acme_string(values[k])));
-            if (ids.back().value.rfind("*.", 0) == 0) {
+            if (ids.back().value.rfind("*.", 0) == 0 && !dns) {
                 ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                               "wildcard identifier \"%V\" in %s:%ui needs the dns-01 challenge, "
                               "which issuer \"%V\" does not use",

@@ -5,11 +5,9 @@
 
 #include "ngx/ngx_http_acme.h"
 
-namespace {
-
 // PATH [ARG ...]: PATH absolute and executable (by the master, which
-// checks; the helper runs it as the worker user).
-char *parse_command(ngx_conf_t *cf, ngx_array_t **out) {
+// checks; the helper runs it as the worker user). dns_hook too.
+char *ngx_http_acme_parse_command(ngx_conf_t *cf, ngx_array_t **out) {
     auto *value = static_cast<ngx_str_t *>(cf->args->elts);
     if (*out != nullptr) {
         return ngx_http_acme_conf_error(cf, 0, "duplicate \"%V\"", &value[0]);
@@ -37,14 +35,14 @@ char *parse_command(ngx_conf_t *cf, ngx_array_t **out) {
     return NGX_CONF_OK;
 }
 
-}  // namespace
-
 char *ngx_http_acme_event_command(ngx_conf_t *cf, ngx_command_t *, void *conf) {
-    return parse_command(cf, &static_cast<ngx_http_acme_main_conf_t *>(conf)->event_command);
+    return ngx_http_acme_parse_command(
+        cf, &static_cast<ngx_http_acme_main_conf_t *>(conf)->event_command);
 }
 
 char *ngx_http_acme_issuer_event_command(ngx_conf_t *cf, ngx_command_t *, void *conf) {
-    return parse_command(cf, &static_cast<ngx_http_acme_issuer_t *>(conf)->event_command);
+    return ngx_http_acme_parse_command(cf,
+                                       &static_cast<ngx_http_acme_issuer_t *>(conf)->event_command);
 }
 
 char *ngx_http_acme_warn_window(ngx_conf_t *cf, ngx_command_t *, void *conf) {

@@ -78,6 +78,7 @@ acme::EngineConfig engine_config(ngx_http_acme_main_conf_t *amcf) {
         ic.common_name_in_csr = is->common_name_in_csr;
         ic.renew_before = is->renew_before;
         ic.event_command = ngx_http_acme_strings(is->event_command);
+        ic.dns = ngx_http_acme_dns_config(is);
         config.issuers.push_back(std::move(ic));
     }
 

@@ -100,18 +100,20 @@ char *set_once(ngx_conf_t *cf, ngx_command_t *cmd, ngx_str_t *field, const ngx_s
 // Directives inside acme_issuer { }: found in the table, counted, handled.
 char *ngx_http_acme_issuer_directive(ngx_conf_t *cf, ngx_command_t *, void *conf) {
     ngx_str_t *value = arguments(cf);
-    for (ngx_command_t *cmd = ngx_http_acme_issuer_commands; cmd->name.len != 0; cmd++) {
-        if (!ngx_http_acme_str_eq(cmd->name, value[0])) {
-            continue;
-        }
-        if (!arguments_fit(*cmd, cf->args->nelts - 1)) {
-            return ngx_http_acme_conf_error(
-                cf, 0, "invalid number of arguments in \"%V\" directive", &value[0]);
-        }
-        try {
-            return cmd->set(cf, cmd, conf);
-        } catch (const std::exception &e) {
-            return ngx_http_acme_conf_error(cf, 0, "acme: %s", e.what());
+    for (ngx_command_t *table : {ngx_http_acme_issuer_commands, ngx_http_acme_dns_commands}) {
+        for (ngx_command_t *cmd = table; cmd->name.len != 0; cmd++) {
+            if (!ngx_http_acme_str_eq(cmd->name, value[0])) {
+                continue;
+            }
+            if (!arguments_fit(*cmd, cf->args->nelts - 1)) {
+                return ngx_http_acme_conf_error(
+                    cf, 0, "invalid number of arguments in \"%V\" directive", &value[0]);
+            }
+            try {
+                return cmd->set(cf, cmd, conf);
+            } catch (const std::exception &e) {
+                return ngx_http_acme_conf_error(cf, 0, "acme: %s", e.what());
+            }
         }
     }
     return ngx_http_acme_conf_error(cf, 0, "unknown directive \"%V\" in acme_issuer", &value[0]);
@@ -501,7 +503,10 @@ char *issuer_block(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf) {
                       &name, issuer->file, issuer->line, &issuer->uri_name);
         return NGX_HTTP_ACME_CONF_ERROR;
     }
-    return issuer_defaults(cf, issuer);
+    if (issuer_defaults(cf, issuer) != NGX_CONF_OK) {
+        return NGX_HTTP_ACME_CONF_ERROR;
+    }
+    return ngx_http_acme_dns_check(cf, issuer);
 }
 
 }  // namespace

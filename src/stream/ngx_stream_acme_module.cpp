@@ -231,7 +231,7 @@ ngx_int_t identifiers_from_server_names(ngx_conf_t *cf, ngx_stream_acme_main_con
             found.push_back({names[k].name, false});
 #endif
         }
-        if (smcf->api->identifiers_from_names(cf, list[i], found.data(), found.size()) !=
+        if (smcf->api->identifiers_from_names(cf, smcf->amcf, list[i], found.data(), found.size()) !=
             NGX_OK) {
             return NGX_ERROR;
         }

@@ -136,7 +136,8 @@ C<< $t->ca_file >> is the CA certificate.
 
 Starts pebble-challtestsrv as a DNS stub answering every A query with
 127.0.0.1 (AAAA disabled, its own challenge responders off), then Pebble
-using it, with C<PEBBLE_VA_NOSLEEP=1> plus C<env>. Pebble's configuration
+using it (or the DNS server C<dnsserver>, "ADDR:PORT"), with
+C<PEBBLE_VA_NOSLEEP=1> plus C<env>. Pebble's configuration
 (C<listenAddress>, C<httpPort> = port('http'), C<tlsPort> = port('https'),
 C<retryAfter> 0/0, profiles C<default> (90 days) and C<shortlived>
 (6 days), no EAB) is merged with C<config> (hashes merge recursively; an
@@ -198,6 +199,23 @@ base64url(authority key identifier) "." base64url(serial, DER content).
 POST to pebble-challtestsrv's management API, e.g.
 C<< $t->challtest('/set-txt', { host => '_acme-challenge.example.test.', value => 'x' }) >>.
 Returns the HTTP::Tiny response hash.
+
+=item $t->start_named(zone => 'example.test', key => 'acme-key', records => "...")
+
+Starts BIND's C<named> (in the foreground, as root, files in C<DIR/named/>)
+on port('named') of 127.0.0.1 as the primary of C<zone>, which allows
+dynamic updates signed with a fresh TSIG key (C<tsig-keygen>, hmac-sha256)
+named C<key>. C<records> (zone file lines; default an A record for the
+apex and a wildcard) follow the SOA, NS and C<ns> A records. Returns the
+key file (C<< $t->named_key_file >>); C<< $t->named_wrong_key_file >> is
+another key of the same name. Start Pebble with C<< dnsserver =>
+'127.0.0.1:' . $t->port('named') >> to have it validate dns-01 there.
+Stopped with the other processes.
+
+=item $t->dig($name, $type, port => $port)
+
+The records C<named> (or the server on C<port>) answers for C<$name>
+(C<$type> default C<TXT>, quotes removed), one per element.
 
 =item $t->pebble_log, $t->pebble_log_count(qr/.../)
 
@@ -1033,6 +1051,7 @@ sub start_pebble {
         or die "pebble-challtestsrv did not start:\n" . _slurp("$d/challtestsrv.log");
 
     my %env = (PEBBLE_VA_NOSLEEP => 1, %{ $opt{env} || {} });
+    $dns = $opt{dnsserver} if $opt{dnsserver};
     $self->_spawn('pebble', [$self->pebble_bin('pebble'), -config => $cfile, -dnsserver => $dns],
         env => \%env);
     my $http = $self->_https(timeout => 2);
@@ -1132,6 +1151,66 @@ sub challtest {
         content => encode_json($body || {}),
         headers => { 'content-type' => 'application/json' },
     });
+}
+
+sub start_named {
+    my ($self, %opt) = @_;
+    die "named already running" if $self->{procs}{named};
+    my $zone = $opt{zone} // 'example.test';
+    my $key = $opt{key} // 'acme-key';
+    my $nd = "$self->{dir}/named";
+    mkdir $nd;
+    my (undef, $out) = _run('tsig-keygen', '-a', 'hmac-sha256', $key);
+    die "tsig-keygen: $out" unless $out =~ /secret/;
+    $self->{named_key} = $self->write_file('named/key.conf', $out);
+    my (undef, $wout) = _run('tsig-keygen', '-a', 'hmac-sha256', $key);
+    $self->{named_wrong_key} = $self->write_file('named/wrong-key.conf', $wout);
+    my $records = $opt{records} // "\@ IN A 127.0.0.1\n* IN A 127.0.0.1\n";
+    $self->write_file("named/$zone.zone", <<"EOF");
+\$TTL 60
+\@ IN SOA ns.$zone. hostmaster.$zone. 1 60 60 600 60
+\@ IN NS ns.$zone.
+ns IN A 127.0.0.1
+$records
+EOF
+    my $port = $self->port('named');
+    my $conf = $self->write_file('named/named.conf', <<"EOF");
+include "$self->{named_key}";
+options {
+    directory "$nd";
+    pid-file none;
+    listen-on port $port { 127.0.0.1; };
+    listen-on-v6 { none; };
+    recursion no;
+    dnssec-validation no;
+    notify no;
+};
+controls { };
+zone "$zone" {
+    type primary;
+    file "$zone.zone";
+    allow-update { key "$key"; };
+};
+EOF
+    $self->_spawn('named', ['named', '-g', '-c', $conf, '-p', $port]);
+    $self->wait_for(sub {
+            die "named exited:\n" . _slurp("$self->{dir}/named.log")
+                unless $self->_proc_alive('named');
+            _slurp("$self->{dir}/named.log") =~ /\brunning\b/;
+        }, timeout => 15)
+        or die "named did not start:\n" . _slurp("$self->{dir}/named.log");
+    return $self->{named_key};
+}
+
+sub named_key_file       { $_[0]{named_key} }
+sub named_wrong_key_file { $_[0]{named_wrong_key} }
+
+sub dig {
+    my ($self, $name, $type, %opt) = @_;
+    my $port = $opt{port} // $self->port('named');
+    my (undef, $out) = _run('dig', '@127.0.0.1', '-p', $port, '+short', '+norec', '+time=2', '+tries=2',
+        $name, $type // 'TXT');
+    return map { my $v = $_; $v =~ s/^"|"$//g; $v } grep { length } split /\n/, $out;
 }
 
 sub pebble_log { _slurp("$_[0]{dir}/pebble.log") }

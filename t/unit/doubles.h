@@ -278,6 +278,24 @@ public:
         calls_.push_back({SolverCall::Kind::cleanup, id, challenge.type, challenge.token,
                           challenge.url, key_authorization});
     }
+    // wait_visible is counted apart from calls(); `on_wait` runs in it (set
+    // it before the order starts); after fail_wait() it throws.
+    void wait_visible(const acme::Identifier& id, const acme::Challenge&,
+                      const std::string&) override {
+        if (on_wait) on_wait(id);
+        std::lock_guard<std::mutex> lk(mutex_);
+        ++waits_;
+        if (fail_wait_) throw acme::Error(*fail_wait_);
+    }
+    std::function<void(const acme::Identifier&)> on_wait;
+    void fail_wait(std::string message) {
+        std::lock_guard<std::mutex> lk(mutex_);
+        fail_wait_ = std::move(message);
+    }
+    int waits() const {
+        std::lock_guard<std::mutex> lk(mutex_);
+        return waits_;
+    }
 
     std::vector<SolverCall> calls() const {
         std::lock_guard<std::mutex> lk(mutex_);
@@ -318,6 +336,8 @@ private:
     std::optional<std::string> fail_message_;
     std::string fail_only_for_;
     int refused_ = 0;
+    std::optional<std::string> fail_wait_;
+    int waits_ = 0;
 };
 
 // A ChallengeBoard that keeps what is published, in order, and records

@@ -775,7 +775,8 @@ TEST_F(AcmeClientTest, AuthorizationParsing) {
 
 TEST_F(AcmeClientTest, FirstErrorEmptyWithoutErrors) {
     Authorization a;
-    a.challenges.push_back(Challenge{"http-01", chall_url, "t", "pending", std::nullopt});
+    a.challenges.push_back(
+        Challenge{"http-01", chall_url, "t", "pending", std::nullopt, {}, false});
     EXPECT_FALSE(a.first_error());
 }
 

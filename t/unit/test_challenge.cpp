@@ -12,7 +12,9 @@ TEST(Challenge, CanonicalNames) {
     EXPECT_EQ(acme::canonical_challenge_type("http"), "http-01");
     EXPECT_EQ(acme::canonical_challenge_type("tls-alpn-01"), "tls-alpn-01");
     EXPECT_EQ(acme::canonical_challenge_type("tls-alpn"), "tls-alpn-01");
-    EXPECT_EQ(acme::canonical_challenge_type("dns-01"), std::nullopt);
+    EXPECT_EQ(acme::canonical_challenge_type("dns-01"), "dns-01");
+    EXPECT_EQ(acme::canonical_challenge_type("dns"), "dns-01");
+    EXPECT_EQ(acme::canonical_challenge_type("dns-account-01"), std::nullopt);
     EXPECT_EQ(acme::canonical_challenge_type("HTTP-01"), std::nullopt);
     EXPECT_EQ(acme::canonical_challenge_type(""), std::nullopt);
 }

@@ -318,6 +318,36 @@ TEST_F(OrderRunnerTest, AnswersPublishedBeforeASolverFailureAreWithdrawn) {
     EXPECT_EQ(solver->cleaned_up()[0].token, solver->presented()[0].token);
 }
 
+// DNS propagation: every answer is published before the first wait, and
+// the CA hears of none before all are visible.
+TEST_F(OrderRunnerTest, AnswersAreAllPresentedBeforeAnyWaitAndTheCaIsToldAfter) {
+    configure({dns("example.test"), dns("www.example.test")});
+    std::vector<std::pair<std::size_t, int>> seen;  // presented, challenge posts
+    solver->on_wait = [&](const Identifier&) {
+        seen.emplace_back(solver->presented().size(), ca.challenge_posts());
+    };
+    attempt();
+    ASSERT_TRUE(sink.first<events::Issued>());
+    ASSERT_EQ(seen.size(), 2u);
+    for (const auto& s : seen) {
+        EXPECT_EQ(s.first, 2u);
+        EXPECT_EQ(s.second, 0);
+    }
+    EXPECT_EQ(solver->waits(), 2);
+}
+
+TEST_F(OrderRunnerTest, AnswerNeverVisibleFailsBeforeTheCaIsAskedAndIsWithdrawn) {
+    configure({dns("example.test"), dns("www.example.test")});
+    solver->fail_wait("the TXT record was not seen");
+    attempt();
+    auto failed = sink.first<events::Failed>();
+    ASSERT_TRUE(failed);
+    EXPECT_NE(failed->detail.find("the TXT record was not seen"), std::string::npos)
+        << failed->detail;
+    EXPECT_EQ(ca.challenge_posts(), 0);
+    EXPECT_EQ(solver->cleaned_up().size(), 2u);
+}
+
 TEST_F(OrderRunnerTest, UnreachableStorageFailsTheAttemptCleanly) {
     storage.set_unavailable(true);
     EXPECT_NO_THROW(attempt());

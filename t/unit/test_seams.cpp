@@ -46,7 +46,8 @@ Identifier dns(const std::string& v) { return Identifier{Identifier::Type::dns, 
 Identifier ip(const std::string& v) { return Identifier{Identifier::Type::ip, v}; }
 
 Challenge challenge(const std::string& type, const std::string& token) {
-    return Challenge{type, "https://ca.test/chall/" + token, token, "pending", std::nullopt};
+    return Challenge{type, "https://ca.test/chall/" + token, token, "pending", std::nullopt, {},
+                     false};
 }
 
 acme::IssuerConfig issuer_with(std::vector<std::string> challenges) {
