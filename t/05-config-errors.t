@@ -358,6 +358,29 @@ $issuer
 EOF
     qr/zone "zone=acme_small:8k" is too small: at least \d+k/, qr/acme_shared_zone zone=acme_small:8k;/;
 
+{
+    # Every certificate needs a slot in the zone: 300 do not fit in 200k,
+    # and nginx -t says which size would do.
+    my $servers = join '', map { "    server { server_name z$_.example.test; acme_certificate test; }\n" } 1 .. 300;
+    my $out = rejects 'acme_shared_zone too small for the certificates', <<"EOF",
+http {
+$issuer
+    acme_shared_zone zone=acme_few:200k;
+$servers}
+EOF
+        qr/acme_shared_zone "acme_few" in \S+ is too small for 300 acme_certificate directives: at least \d+k is needed/,
+        qr/acme_shared_zone zone=acme_few:200k;/, located => 'inline';
+    my ($need) = $out =~ /at least (\d+)k is needed/;
+    write_conf(<<"EOF");
+http {
+$issuer
+    acme_shared_zone zone=acme_few:${\ ($need // 0)}k;
+$servers}
+EOF
+    my ($rc, $ok) = $t->run_nginx_t;
+    is $rc, 0, 'the size nginx -t named is enough' or diag $ok;
+}
+
 no_state_touched('after the rejected configurations');
 
 # ------------------------------------------------------------ good configurations
