@@ -158,6 +158,10 @@ struct Engine::Impl {
             is->http_options.verify = ic.verify;
             is->http_options.resolvers = ic.resolvers;
             is->solvers = make_solvers(ic, ctx.board);
+            is->pacer.set_rate(ic.background_rate);
+            is->max_active = static_cast<std::size_t>(
+                ic.max_concurrent_orders > 0 ? ic.max_concurrent_orders
+                                             : std::max(1, config.max_concurrent_orders));
             issuers.push_back(std::move(is));
         }
 

@@ -406,7 +406,8 @@ void SharedState::certificate_updated(std::string_view cert_id) {
     const std::uint64_t hash = fnv1a(cert_id);
     SpinGuard guard(h->lock);
     CertificateSlot* free_slot = nullptr;
-    CertificateSlot* slot = find_certificate(table, h->certificate_slots, cert_id, hash, &free_slot);
+    CertificateSlot* slot =
+        find_certificate(table, h->certificate_slots, cert_id, hash, &free_slot);
     if (slot == nullptr && free_slot != nullptr) {
         slot = free_slot;
         copy_bytes(slot->id, cert_id.substr(0, max_cert_id));

@@ -57,9 +57,11 @@ struct ngx_http_acme_issuer_t {
     ngx_flag_t profile_required;
     ngx_str_t preferred_chain;
     ngx_flag_t common_name_in_csr;
-    acme::RenewBefore renew_before;  // renew_before_expiry; unset: default rule
-    ngx_array_t *event_command;      // ngx_str_t: path and arguments; null: the http block's
-    ngx_uint_t used;                 // referenced by some acme_certificate
+    ngx_int_t max_concurrent_orders;  // jobs at once for this issuer
+    ngx_int_t background_rate;        // ARI checks and renewals per second
+    acme::RenewBefore renew_before;   // renew_before_expiry; unset: default rule
+    ngx_array_t *event_command;       // ngx_str_t: path and arguments; null: the http block's
+    ngx_uint_t used;                  // referenced by some acme_certificate
     u_char *file;
     ngx_uint_t line;
 };
