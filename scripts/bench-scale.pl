@@ -233,7 +233,7 @@ for my $rep (1 .. $REPS) {
 
         progress("  start ...");
         $t0 = time;
-        $x->start_nginx;
+        $x->start_nginx(timeout => $WAIT);
         my $up = wait_served($x, \@sample, $t0);
         push @{ $r{$kind}{start} }, $up // fail("$kind: sample not served after start");
         my $m = 0;
@@ -267,7 +267,7 @@ for my $rep (1 .. $REPS) {
 
 # Renewals change the store: they come after the comparisons.
 progress('managed: start for renewals and the idle helper ...');
-$t->start_nginx;
+$t->start_nginx(timeout => $WAIT);
 if (defined wait_served($t, \@sample, time)) {
     renewals($t);
     idle($t);

@@ -32,7 +32,7 @@ http {
     }
 $servers}
 EOF
-$t->start_nginx;
+$t->start_nginx(timeout => 120);
 my $root = $t->pebble_root;
 my $state = $t->dir . '/acme';
 
@@ -63,7 +63,7 @@ is $orders, $n, "$n orders";
 # A reload with every certificate stored: nothing is ordered, every name
 # keeps its certificate.
 my $mark = $t->log_mark;
-$t->reload_nginx;
+$t->reload_nginx(timeout => 120);
 ok $t->wait_log(qr/acme: engine started for $n certificate/, 60, $mark), 'new engine started';
 ok $t->wait_for(sub {
     my $valid = () = $t->error_log($mark) =~ /acme: certificate "[^"]+" is valid until/g;
