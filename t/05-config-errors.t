@@ -156,6 +156,39 @@ http {
 EOF
     qr/invalid value "maybe" in "ssl_verify", it must be "on" or "off"/, qr/ssl_verify maybe;/;
 
+rejects 'max_concurrent_orders 0', <<"EOF",
+http {
+    acme_issuer test {
+        uri %%URI%%;
+        max_concurrent_orders 0;
+    }
+}
+EOF
+    qr/invalid value "0" in "max_concurrent_orders", it must be a number from 1 to 256/,
+    qr/max_concurrent_orders 0;/;
+
+rejects 'background_rate not a number', <<"EOF",
+http {
+    acme_issuer test {
+        uri %%URI%%;
+        background_rate fast;
+    }
+}
+EOF
+    qr/invalid value "fast" in "background_rate", it must be a number from 1 to 1000/,
+    qr/background_rate fast;/;
+
+rejects 'max_concurrent_orders twice', <<"EOF",
+http {
+    acme_issuer test {
+        uri %%URI%%;
+        max_concurrent_orders 4;
+        max_concurrent_orders 8;
+    }
+}
+EOF
+    qr/"max_concurrent_orders" is duplicate/, qr/max_concurrent_orders 8;/;
+
 rejects 'unsupported challenge dns-01', <<"EOF",
 http {
     acme_issuer test {
@@ -403,6 +436,20 @@ accepts 'valid issuer and server without ssl_certificate', <<"EOF";
 http {
 $issuer
 @{[ server("        server_name example.test www.example.test;\n        acme_certificate test;") ]}
+}
+EOF
+
+accepts 'max_concurrent_orders and background_rate', <<"EOF";
+http {
+    acme_issuer test {
+        uri %%URI%%;
+        ssl_trusted_certificate %%PEBBLE_CA%%;
+        state_path %%TESTDIR%%/state/test;
+        accept_terms_of_service;
+        max_concurrent_orders 2;
+        background_rate 10;
+    }
+@{[ server("        server_name example.test;\n        acme_certificate test;") ]}
 }
 EOF
 

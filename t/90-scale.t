@@ -99,7 +99,7 @@ is_deeply [sort { $a <=> $b } keys %per_worker], \@workers, 'installed by exactl
 for my $pid (@workers) {
     my @files = @{ $per_worker{$pid} || [] };
     is scalar(@files), 1, "worker $pid installed one certificate";
-    like $files[0] // '', qr{/\Q$renewed\E-[0-9a-f]{8}\.crt$}, "worker $pid installed $renewed's";
+    like $files[0] // '', qr{/\Q$renewed\E-[0-9a-f]{8}\.crt$}, "worker $pid installed ${renewed}'s";
 }
 @changed = grep {
     my $r = $t->tls_get(name => $_, ca => $root);
