@@ -16,6 +16,7 @@
 #   make bench-idle          helper CPU while idle with 1,000 certificates
 #   make bench-scale         10,000 stored certificates: nginx -t, start, reload,
 #                   memory, renewals, idle helper, against static files
+#   make bench-zone-swap     zone work per renewal and worker at 10,000
 #   make valgrind-renewals  nginx (master_process off) under valgrind: leaks
 #                   after 10 and after 100 renewals must be the same (~10 min)
 #   make fuzz       build the libFuzzer targets (t/fuzz/, clang-14, ASan and
@@ -76,7 +77,7 @@ else
 SAN_CHECK   := true
 endif
 
-.PHONY: all install deps unit integration check test deb demo bench bench-variables bench-idle bench-client-hello bench-scale clean format format-check fuzz fuzz-build valgrind-renewals
+.PHONY: all install deps unit integration check test deb demo bench bench-variables bench-idle bench-client-hello bench-scale bench-zone-swap clean format format-check fuzz fuzz-build valgrind-renewals
 
 JOBS        ?= $(shell nproc)
 
@@ -195,6 +196,14 @@ BENCH_N     ?= 10000
 $(BUILD)/bench-make-store: scripts/bench_make_store.cpp src/acme/storage.cpp src/acme/crypto.cpp src/acme/base64url.cpp src/acme/identifier.cpp $(ENGINE_HDRS)
 	@mkdir -p $(BUILD)
 	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -Isrc -o $@ $(filter %.cpp,$^) -lssl -lcrypto
+
+$(BUILD)/bench-zone-swap: scripts/bench_zone_swap.cpp src/acme/shared_state.cpp src/acme/shm_area.cpp $(ENGINE_HDRS)
+	@mkdir -p $(BUILD)
+	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -Isrc -o $@ $(filter %.cpp,$^)
+	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -Isrc -DCOMPARE_ALL -o $@-all $(filter %.cpp,$^)
+
+bench-zone-swap: $(BUILD)/bench-zone-swap
+	$(BUILD)/bench-zone-swap $(BENCH_N) && $(BUILD)/bench-zone-swap-all $(BENCH_N)
 
 bench-scale: deps $(MODULE) $(BUILD)/bench-make-store
 	ACME_MODULE=$(MODULE) PEBBLE_DIR=$(PEBBLE_DIR) BENCH_MAKE_STORE=$(BUILD)/bench-make-store \

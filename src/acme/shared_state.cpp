@@ -139,7 +139,10 @@ std::size_t SharedState::certificate_slots(std::size_t size) {
 }
 
 std::size_t SharedState::size_for(std::size_t certificates) {
-    std::size_t third = align_up(std::max(certificates, min_slots) * sizeof(CertificateSlot), 64);
+    // A third of the slots stay free: linear probing in a full table would
+    // look at most of it for every lookup.
+    std::size_t slots = std::max(certificates + certificates / 2, min_slots);
+    std::size_t third = align_up(slots * sizeof(CertificateSlot), 64);
     return std::max(min_size(), header_size + 3 * third + 64);
 }
 

@@ -68,7 +68,8 @@ public:
     static std::size_t challenge_slots(std::size_t size);
     static std::size_t tls_alpn_slots(std::size_t size);
     static std::size_t certificate_slots(std::size_t size);
-    // The smallest area whose certificate table holds `certificates`.
+    // The smallest area whose certificate table holds `certificates` with
+    // room to spare (lookups stay short).
     static std::size_t size_for(std::size_t certificates);
 
     // Attaches to memory of `size` bytes (shared between processes).
