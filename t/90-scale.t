@@ -90,7 +90,7 @@ my $renewed = $names[int($n / 2)];
 my @workers = sort { $a <=> $b } $t->worker_pids;
 $mark = $t->log_mark;
 my $res = $t->http_get("/acme?renew=$renewed", method => 'POST');
-is $res->{status}, 200, "renew-now for $renewed accepted" or diag $res->{content};
+is $res->{status}, 202, "renew-now for $renewed accepted" or diag $res->{content};
 my $new = $t->wait_for(sub {
     my $r = $t->tls_get(name => $renewed, ca => $root);
     $r->{verified} && $r->{serial} ne $serial{$renewed} ? $r : undef
