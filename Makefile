@@ -15,6 +15,9 @@
 #   make bench-client-hello  cost of the tls-alpn-01 ClientHello check
 #   make bench-variables     $acme_certificate vs static vs per-handshake loading
 #   make bench-idle          helper CPU while idle with 1,000 certificates
+#   make bench-scale         10,000 stored certificates: nginx -t, start, reload,
+#                   memory, renewals, idle helper, against static files
+#   make bench-zone-swap     zone work per renewal and worker at 10,000
 #   make valgrind-renewals  nginx (master_process off) under valgrind: leaks
 #                   after 10 and after 100 renewals must be the same (~10 min)
 #   make fuzz       build the libFuzzer targets (t/fuzz/, clang-14, ASan and
@@ -78,7 +81,7 @@ else
 SAN_CHECK   := true
 endif
 
-.PHONY: all install deps unit integration check test deb demo bench bench-variables bench-idle bench-client-hello clean format format-check fuzz fuzz-build valgrind-renewals
+.PHONY: all install deps unit integration check test deb demo bench bench-variables bench-idle bench-client-hello bench-scale bench-zone-swap clean format format-check fuzz fuzz-build valgrind-renewals
 
 JOBS        ?= $(shell nproc)
 
@@ -192,6 +195,25 @@ bench-variables: deps $(MODULE)
 # Helper CPU while idle with 1,000 managed certificates (takes minutes).
 bench-idle: deps $(MODULE)
 	ACME_MODULE=$(MODULE) PEBBLE_DIR=$(PEBBLE_DIR) perl -I t/lib scripts/bench-idle.pl 1000 120
+
+# 10,000 certificates already in the store (BENCH_N=...), against the same
+# names as static files (docs/performance.md, "At scale"; takes minutes).
+BENCH_N     ?= 10000
+$(BUILD)/bench-make-store: scripts/bench_make_store.cpp src/acme/storage.cpp src/acme/crypto.cpp src/acme/base64url.cpp src/acme/identifier.cpp $(ENGINE_HDRS)
+	@mkdir -p $(BUILD)
+	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -Isrc -o $@ $(filter %.cpp,$^) -lssl -lcrypto
+
+$(BUILD)/bench-zone-swap: scripts/bench_zone_swap.cpp src/acme/shared_state.cpp src/acme/shm_area.cpp $(ENGINE_HDRS)
+	@mkdir -p $(BUILD)
+	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -Isrc -o $@ $(filter %.cpp,$^)
+	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -Isrc -DCOMPARE_ALL -o $@-all $(filter %.cpp,$^)
+
+bench-zone-swap: $(BUILD)/bench-zone-swap
+	$(BUILD)/bench-zone-swap $(BENCH_N) && $(BUILD)/bench-zone-swap-all $(BENCH_N)
+
+bench-scale: deps $(MODULE) $(BUILD)/bench-make-store
+	ACME_MODULE=$(MODULE) PEBBLE_DIR=$(PEBBLE_DIR) BENCH_MAKE_STORE=$(BUILD)/bench-make-store \
+	    perl -I t/lib scripts/bench-scale.pl $(BENCH_N)
 
 # Leaks that grow with the number of renewals (docs/reliability.md).
 valgrind-renewals: deps $(MODULE)

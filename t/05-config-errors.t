@@ -156,6 +156,39 @@ http {
 EOF
     qr/invalid value "maybe" in "ssl_verify", it must be "on" or "off"/, qr/ssl_verify maybe;/;
 
+rejects 'max_concurrent_orders 0', <<"EOF",
+http {
+    acme_issuer test {
+        uri %%URI%%;
+        max_concurrent_orders 0;
+    }
+}
+EOF
+    qr/invalid value "0" in "max_concurrent_orders", it must be a number from 1 to 256/,
+    qr/max_concurrent_orders 0;/;
+
+rejects 'background_rate not a number', <<"EOF",
+http {
+    acme_issuer test {
+        uri %%URI%%;
+        background_rate fast;
+    }
+}
+EOF
+    qr/invalid value "fast" in "background_rate", it must be a number from 1 to 1000/,
+    qr/background_rate fast;/;
+
+rejects 'max_concurrent_orders twice', <<"EOF",
+http {
+    acme_issuer test {
+        uri %%URI%%;
+        max_concurrent_orders 4;
+        max_concurrent_orders 8;
+    }
+}
+EOF
+    qr/"max_concurrent_orders" is duplicate/, qr/max_concurrent_orders 8;/;
+
 rejects 'unsupported challenge dns-account-01', <<"EOF",
 http {
     acme_issuer test {
@@ -359,6 +392,29 @@ $issuer
 EOF
     qr/zone "zone=acme_small:8k" is too small: at least \d+k/, qr/acme_shared_zone zone=acme_small:8k;/;
 
+{
+    # Every certificate needs a slot in the zone: 300 do not fit in 200k,
+    # and nginx -t says which size would do.
+    my $servers = join '', map { "    server { server_name z$_.example.test; acme_certificate test; }\n" } 1 .. 300;
+    my $out = rejects 'acme_shared_zone too small for the certificates', <<"EOF",
+http {
+$issuer
+    acme_shared_zone zone=acme_few:200k;
+$servers}
+EOF
+        qr/acme_shared_zone "acme_few" in \S+ is too small for 300 acme_certificate directives: at least \d+k is needed/,
+        qr/acme_shared_zone zone=acme_few:200k;/, located => 'inline';
+    my ($need) = $out =~ /at least (\d+)k is needed/;
+    write_conf(<<"EOF");
+http {
+$issuer
+    acme_shared_zone zone=acme_few:${\ ($need // 0)}k;
+$servers}
+EOF
+    my ($rc, $ok) = $t->run_nginx_t;
+    is $rc, 0, 'the size nginx -t named is enough' or diag $ok;
+}
+
 no_state_touched('after the rejected configurations');
 
 # ------------------------------------------------------------ good configurations
@@ -381,6 +437,20 @@ accepts 'valid issuer and server without ssl_certificate', <<"EOF";
 http {
 $issuer
 @{[ server("        server_name example.test www.example.test;\n        acme_certificate test;") ]}
+}
+EOF
+
+accepts 'max_concurrent_orders and background_rate', <<"EOF";
+http {
+    acme_issuer test {
+        uri %%URI%%;
+        ssl_trusted_certificate %%PEBBLE_CA%%;
+        state_path %%TESTDIR%%/state/test;
+        accept_terms_of_service;
+        max_concurrent_orders 2;
+        background_rate 10;
+    }
+@{[ server("        server_name example.test;\n        acme_certificate test;") ]}
 }
 EOF
 

@@ -9,6 +9,7 @@
 #include "acme_client.h"
 #include "engine_context.h"
 #include "http.h"
+#include "pacer.h"
 #include "solver.h"
 #include "storage.h"
 
@@ -24,6 +25,11 @@ struct IssuerState {
     std::mutex mutex;
     std::unique_ptr<AcmeSession> session;
     bool account_json_checked = false;
+    Pacer pacer;  // background_rate
+    // Scheduler fields, guarded by its mutex: jobs running for this issuer
+    // and how many may (max_concurrent_orders).
+    std::size_t active_jobs = 0;
+    std::size_t max_active = 0;
 };
 
 // The issuer's protocol session, made on first use (the account key is

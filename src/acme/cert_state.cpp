@@ -123,9 +123,16 @@ void inspect(const EngineContext& ctx, CertState& c) {
             c.ari_window = saved_ari;
             if (!keep) c.renewal_at = renewal_time(c.ratio_pick, saved_ari, ctx.random.next());
         }
-        // Ask the CA's renewal information at once (a revocation may
-        // have moved it); a CA without ARI clears this.
-        c.ari_check_at = c.current->ari_cert_id.empty() ? 0 : now;
+        // Ask the CA's renewal information (a revocation may have moved
+        // it) at a random time within one recheck interval, so that a
+        // start with thousands of certificates sends no burst; the
+        // issuer's pacer spreads them further. A CA without ARI clears it.
+        std::time_t spread =
+            ari_recheck_delay(std::nullopt, c.current->not_after - c.current->not_before).count();
+        c.ari_check_at = c.current->ari_cert_id.empty()
+                             ? 0
+                             : now + static_cast<std::time_t>(ctx.random.next() %
+                                                              static_cast<std::uint64_t>(spread));
         ctx.report(events::CertificateLoaded{c.ref(), c.current->not_after, c.renewal_at});
     } else {
         events::OrderNeeded e{c.ref(), reason, 0, 0};

@@ -50,6 +50,7 @@ struct CertState {
     std::time_t renewal_at = 0;    // ratio_pick, or earlier when ARI says so
     std::string missing_reason;    // why there is no current certificate
     bool renew_requested = false;  // renew-now: order at once, whatever is stored
+    std::time_t paced_at = 0;      // the place the issuer's pacer gave the next job
 
     CertRef ref() const { return {basename, name}; }
     Storage& storage() const { return *issuer->storage; }

@@ -166,6 +166,10 @@ struct Engine::Impl {
                 return issuer_session(ctx, *is).account_url();
             };
             is->solvers = make_solvers(ic, ctx.board, std::move(env));
+            is->pacer.set_rate(ic.background_rate);
+            is->max_active = static_cast<std::size_t>(
+                ic.max_concurrent_orders > 0 ? ic.max_concurrent_orders
+                                             : std::max(1, config.max_concurrent_orders));
             issuers.push_back(std::move(is));
         }
 

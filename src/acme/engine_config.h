@@ -61,6 +61,11 @@ struct IssuerConfig {
     RenewBefore renew_before;                // renew_before_expiry; unset: the default rule
     std::vector<std::string> event_command;  // path and arguments; empty: the engine's
     DnsConfig dns;
+    // Background requests to the CA (ARI checks, renewals of valid
+    // certificates) per second, and jobs at once for this issuer; 0: the
+    // engine's max_concurrent_orders.
+    double background_rate = 4;
+    int max_concurrent_orders = 0;
 };
 
 struct CertificateConfig {

@@ -67,8 +67,10 @@ void Scheduler::run() {
                 if (c->due <= now) {
                     // Due but no capacity: a finishing job wakes us.
                     if (active_jobs_ >= max_active_) continue;
+                    if (c->issuer->active_jobs >= c->issuer->max_active) continue;
                     c->in_flight = true;
                     ++active_jobs_;
+                    ++c->issuer->active_jobs;
                     queue_.push_back(c.get());
                     spawn_worker_if_needed();
                     work_.notify_one();
@@ -156,6 +158,7 @@ void Scheduler::spawn_worker_if_needed() {
         c->in_flight = false;
         c->due = ctx_.now() + 60;
         --active_jobs_;
+        --c->issuer->active_jobs;
     }
 }
 
@@ -175,6 +178,7 @@ void Scheduler::worker_main() {
         if (next) c->due = *next;
         c->in_flight = false;
         --active_jobs_;
+        --c->issuer->active_jobs;
         wake_.notify_one();
     }
 }
@@ -189,8 +193,21 @@ std::optional<std::time_t> Scheduler::run_job(CertState& c, Clients& clients) {
             inspect_stored(ctx_, c);
             return c.due;
         }
+        // Background traffic (an ARI check, renewing a valid certificate)
+        // waits for its place in the issuer's rate; first orders, retries
+        // and renew-now go at once.
+        std::time_t now = ctx_.now();
+        bool background = c.current && c.failures == 0 && !c.renew_requested;
+        if (background && c.paced_at == 0) {
+            std::time_t at = c.issuer->pacer.claim(now);
+            if (at > now) {
+                c.paced_at = at;
+                return at;
+            }
+        }
+        c.paced_at = 0;
         if (!http) http = make_http_(c.issuer->http_options);
-        if (!c.order_due(ctx_.now())) {
+        if (!c.order_due(now)) {
             check_renewal_info(ctx_, c, *http);
             return c.next_due();
         }

@@ -31,6 +31,15 @@ static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "need lock-free 6
 
 namespace {
 
+// The last updates, by generation: a worker that saw generation G reads
+// the entries after G instead of looking up every certificate it serves.
+constexpr std::size_t journal_size = 1024;
+
+struct JournalEntry {
+    std::uint64_t generation;  // global generation the update got
+    std::uint64_t slot;        // index in the certificate table
+};
+
 struct ZoneHeader {
     std::uint32_t magic;
     std::uint32_t version;
@@ -45,13 +54,17 @@ struct ZoneHeader {
     std::uint64_t certificate_slots;
     std::uint64_t tls_alpn_slots;
     std::uint64_t tls_alpn_sequence;  // last publication, orders answers for one name
+    // Entries of generations up to this one may name moved slots (the
+    // table was rebuilt): a reader that saw less compares everything.
+    std::uint64_t journal_floor;
+    JournalEntry journal[journal_size];
 };
 
 // The dead-owner unit test pokes the lock word at this offset.
 static_assert(offsetof(ZoneHeader, lock) == 16, "lock word moved");
 
 constexpr std::uint32_t magic_value = 0x41434d45;  // "ACME"
-constexpr std::uint32_t layout_version = 3;
+constexpr std::uint32_t layout_version = 4;
 
 struct ChallengeSlot {
     std::uint32_t in_use;
@@ -76,9 +89,15 @@ constexpr std::size_t digest_size = sizeof(TlsAlpnSlot::digest);
 
 // Certificate ids are store basenames: a 253-character DNS name plus the
 // hash suffix can exceed max_cert_id, so slots keep the full length and a
-// hash of the whole id next to its (possibly cut) prefix.
+// hash of the whole id next to its (possibly cut) prefix. The table is a
+// hash table with linear probing (first slot: id_hash modulo the slots),
+// so a lookup among 10,000 certificates costs a few comparisons.
+constexpr std::uint32_t slot_free = 0;      // never used: ends a probe
+constexpr std::uint32_t slot_used = 1;      // holds a certificate
+constexpr std::uint32_t slot_released = 2;  // freed: a probe goes on past it
+
 struct CertificateSlot {
-    std::uint32_t in_use;
+    std::uint32_t in_use;  // slot_free, slot_used or slot_released
     std::uint32_t id_len;
     std::uint64_t id_hash;
     std::uint64_t generation;
@@ -117,6 +136,14 @@ std::size_t SharedState::tls_alpn_slots(std::size_t size) {
 
 std::size_t SharedState::certificate_slots(std::size_t size) {
     return area_third(size) / sizeof(CertificateSlot);
+}
+
+std::size_t SharedState::size_for(std::size_t certificates) {
+    // A third of the slots stay free: linear probing in a full table would
+    // look at most of it for every lookup.
+    std::size_t slots = std::max(certificates + certificates / 2, min_slots);
+    std::size_t third = align_up(slots * sizeof(CertificateSlot), 64);
+    return std::max(min_size(), header_size + 3 * third + 64);
 }
 
 SharedState::SharedState(void* base, std::size_t size) : base_(base), size_(size) {}
@@ -165,9 +192,25 @@ bool slot_has(const TlsAlpnSlot& s, std::string_view name, std::string_view dige
 }
 
 bool slot_has_id(const CertificateSlot& s, std::string_view id, std::uint64_t hash) {
-    if (!s.in_use || s.id_len != id.size() || s.id_hash != hash) return false;
+    if (s.in_use != slot_used || s.id_len != id.size() || s.id_hash != hash) return false;
     std::size_t n = std::min(id.size(), SharedState::max_cert_id);
     return std::string_view(s.id, n) == id.substr(0, n);
+}
+
+// The slot holding `id`, else nullptr with *insert at the first free or
+// released slot of its probe (nullptr when the table is full). The caller
+// holds the lock.
+CertificateSlot* find_certificate(CertificateSlot* table, std::size_t slots, std::string_view id,
+                                  std::uint64_t hash, CertificateSlot** insert = nullptr) {
+    if (insert != nullptr) *insert = nullptr;
+    if (slots == 0) return nullptr;
+    for (std::size_t i = 0, at = hash % slots; i < slots; ++i, at = (at + 1) % slots) {
+        CertificateSlot& s = table[at];
+        if (slot_has_id(s, id, hash)) return &s;
+        if (s.in_use != slot_used && insert != nullptr && *insert == nullptr) *insert = &s;
+        if (s.in_use == slot_free) break;
+    }
+    return nullptr;
 }
 
 }  // namespace
@@ -191,6 +234,7 @@ void SharedState::format() {
     h->certificate_slots = certificate_slots(size_);
     h->tls_alpn_slots = tls_alpn_slots(size_);
     h->tls_alpn_sequence = 0;
+    h->journal_floor = 0;
     // Formatting happens before other processes attach (the master, before
     // forking workers), so plain stores suffice; the magic still goes last.
     h->magic = magic_value;
@@ -364,29 +408,23 @@ void SharedState::certificate_updated(std::string_view cert_id) {
     CertificateSlot* table = certificate_table(base_, size_);
     const std::uint64_t hash = fnv1a(cert_id);
     SpinGuard guard(h->lock);
-    CertificateSlot* slot = nullptr;
     CertificateSlot* free_slot = nullptr;
-    for (std::size_t i = 0; i < h->certificate_slots; ++i) {
-        CertificateSlot& s = table[i];
-        if (slot_has_id(s, cert_id, hash)) {
-            slot = &s;
-            break;
-        }
-        if (!s.in_use && free_slot == nullptr) free_slot = &s;
-    }
+    CertificateSlot* slot =
+        find_certificate(table, h->certificate_slots, cert_id, hash, &free_slot);
     if (slot == nullptr && free_slot != nullptr) {
         slot = free_slot;
         copy_bytes(slot->id, cert_id.substr(0, max_cert_id));
         slot->id_len = static_cast<std::uint32_t>(cert_id.size());
         slot->id_hash = hash;
         slot->generation = 0;
-        slot->in_use = 1;
+        slot->in_use = slot_used;
     }
     // Bumped under the lock, so a reader that sees the new global value
     // also finds the matching per-certificate value.
     std::uint64_t gen = h->global_generation.load(std::memory_order_relaxed) + 1;
     if (slot != nullptr) {
         slot->generation = gen;
+        h->journal[gen % journal_size] = {gen, static_cast<std::uint64_t>(slot - table)};
     } else {
         h->certificate_overflow = 1;
     }
@@ -399,8 +437,9 @@ std::uint64_t SharedState::generation(std::string_view cert_id) const {
     const CertificateSlot* table = certificate_table(base_, size_);
     const std::uint64_t hash = fnv1a(cert_id);
     SpinGuard guard(h->lock);
-    for (std::size_t i = 0; i < h->certificate_slots; ++i) {
-        if (slot_has_id(table[i], cert_id, hash)) return table[i].generation;
+    if (const CertificateSlot* s = find_certificate(const_cast<CertificateSlot*>(table),
+                                                    h->certificate_slots, cert_id, hash)) {
+        return s->generation;
     }
     // With a full table an update may have had nowhere to go: report the
     // global value so workers reload rather than miss a new certificate.
@@ -421,21 +460,65 @@ std::size_t SharedState::retain_certificates(const std::vector<std::string>& con
     SpinGuard guard(h->lock);
     for (std::size_t i = 0; i < h->certificate_slots; ++i) {
         CertificateSlot& slot = table[i];
-        if (!slot.in_use) continue;
+        if (slot.in_use != slot_used) continue;
         auto [from, to] = by_hash.equal_range(slot.id_hash);
         bool kept = std::any_of(from, to, [&](const auto& entry) {
             return slot_has_id(slot, *entry.second, slot.id_hash);
         });
         if (!kept) {
-            slot.in_use = 0;
+            slot.in_use = slot_released;
             slot.id_len = 0;
             ++released;
         }
+    }
+    // Released slots lengthen every probe that passes them: put the live
+    // ones back where a probe of the emptied table starts. Journal entries
+    // written so far may then name moved slots.
+    bool rebuild = false;
+    for (std::size_t i = 0; i < h->certificate_slots && !rebuild; ++i) {
+        rebuild = table[i].in_use == slot_released;
+    }
+    if (rebuild) {
+        std::vector<CertificateSlot> live;
+        for (std::size_t i = 0; i < h->certificate_slots; ++i) {
+            if (table[i].in_use == slot_used) live.push_back(table[i]);
+        }
+        std::memset(static_cast<void*>(table), 0, h->certificate_slots * sizeof(CertificateSlot));
+        for (const CertificateSlot& s : live) {
+            std::size_t at = s.id_hash % h->certificate_slots;
+            while (table[at].in_use != slot_free) at = (at + 1) % h->certificate_slots;
+            table[at] = s;
+        }
+        h->journal_floor = h->global_generation.load(std::memory_order_relaxed);
     }
     // Workers of the new configuration read every certificate at start:
     // an update that found no room before is no longer missed.
     if (released > 0) h->certificate_overflow = 0;
     return released;
+}
+
+bool SharedState::updated_since(std::uint64_t since, std::vector<std::string>* ids) const {
+    ids->clear();
+    if (!formatted()) return false;
+    Header* h = header();
+    const CertificateSlot* table = certificate_table(base_, size_);
+    SpinGuard guard(h->lock);
+    std::uint64_t now = h->global_generation.load(std::memory_order_relaxed);
+    if (since > now || now - since > journal_size || since < h->journal_floor ||
+        h->certificate_overflow) {
+        return false;
+    }
+    for (std::uint64_t gen = since + 1; gen <= now; ++gen) {
+        const JournalEntry& e = h->journal[gen % journal_size];
+        if (e.generation != gen || e.slot >= h->certificate_slots) return false;
+        const CertificateSlot& s = table[e.slot];
+        // Released since (no longer configured), or reused by a newer
+        // update, which has an entry of its own.
+        if (s.in_use != slot_used || s.generation < gen) continue;
+        if (s.id_len > max_cert_id) return false;  // only a prefix is kept
+        ids->emplace_back(s.id, s.id_len);
+    }
+    return true;
 }
 
 std::uint64_t SharedState::global_generation() const {

@@ -68,6 +68,9 @@ public:
     static std::size_t challenge_slots(std::size_t size);
     static std::size_t tls_alpn_slots(std::size_t size);
     static std::size_t certificate_slots(std::size_t size);
+    // The smallest area whose certificate table holds `certificates` with
+    // room to spare (lookups stay short).
+    static std::size_t size_for(std::size_t certificates);
 
     // Attaches to memory of `size` bytes (shared between processes).
     SharedState(void* base, std::size_t size);
@@ -95,6 +98,12 @@ public:
     // Bumped by every certificate_updated(): one cheap load tells a worker
     // whether anything changed at all.
     std::uint64_t global_generation() const;
+    // The ids of certificates updated after global generation `since` (a
+    // renewed one may be listed twice), so that a worker's swap costs what
+    // changed, not what is configured. False when the zone's journal of
+    // recent updates no longer reaches back that far: then every
+    // certificate's generation() must be compared.
+    bool updated_since(std::uint64_t since, std::vector<std::string>* ids) const;
     // Frees the slots of certificates not in `configured` (the zone outlives
     // reloads, and names change); returns how many.
     std::size_t retain_certificates(const std::vector<std::string>& configured);

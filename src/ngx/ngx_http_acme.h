@@ -60,10 +60,12 @@ struct ngx_http_acme_issuer_t {
     ngx_flag_t profile_required;
     ngx_str_t preferred_chain;
     ngx_flag_t common_name_in_csr;
-    acme::RenewBefore renew_before;  // renew_before_expiry; unset: default rule
-    ngx_array_t *event_command;      // ngx_str_t: path and arguments; null: the http block's
-    ngx_http_acme_dns_t *dns;        // the dns_* directives (ngx_http_acme_dns.cpp)
-    ngx_uint_t used;                 // referenced by some acme_certificate
+    ngx_int_t max_concurrent_orders;  // jobs at once for this issuer
+    ngx_int_t background_rate;        // ARI checks and renewals per second
+    acme::RenewBefore renew_before;   // renew_before_expiry; unset: default rule
+    ngx_array_t *event_command;       // ngx_str_t: path and arguments; null: the http block's
+    ngx_http_acme_dns_t *dns;         // the dns_* directives (ngx_http_acme_dns.cpp)
+    ngx_uint_t used;                  // referenced by some acme_certificate
     u_char *file;
     ngx_uint_t line;
 };
@@ -116,6 +118,8 @@ struct ngx_http_acme_main_conf_t {
     ngx_shm_zone_t *status_zone;  // <zone name>_status, sized for the configuration
     ngx_str_t zone_name;
     size_t zone_size;
+    u_char *zone_file;  // where acme_shared_zone is, for the size check
+    ngx_uint_t zone_line;
     ngx_array_t resolvers;  // ngx_str_t "ip:port" from the http block's resolver
     ngx_str_t fallback_cert[NGX_HTTP_ACME_KEY_TYPES];  // "data:" PEM, made on demand
     ngx_str_t fallback_key[NGX_HTTP_ACME_KEY_TYPES];
@@ -201,6 +205,9 @@ ngx_int_t ngx_http_acme_take_over_certificates(ngx_conf_t *cf, ngx_http_acme_mai
 // ngx_http_acme_zone.cpp
 char *ngx_http_acme_shared_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_http_acme_add_zone(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf);
+// The default zone's size: the library's default, or more for so many
+// acme_certificate directives.
+size_t ngx_http_acme_default_zone_size(ngx_uint_t certificates);
 acme::SharedState *ngx_http_acme_shared_state(ngx_cycle_t *cycle);
 
 // ngx_http_acme_status.cpp

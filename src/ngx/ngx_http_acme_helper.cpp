@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <exception>
 #include <memory>
 
@@ -79,6 +80,11 @@ acme::EngineConfig engine_config(ngx_http_acme_main_conf_t *amcf) {
         ic.renew_before = is->renew_before;
         ic.event_command = ngx_http_acme_strings(is->event_command);
         ic.dns = ngx_http_acme_dns_config(is);
+        ic.max_concurrent_orders = static_cast<int>(is->max_concurrent_orders);
+        ic.background_rate = static_cast<double>(is->background_rate);
+        // The engine-wide bound must not hold back an issuer allowed more.
+        config.max_concurrent_orders =
+            std::max(config.max_concurrent_orders, ic.max_concurrent_orders);
         config.issuers.push_back(std::move(ic));
     }
 

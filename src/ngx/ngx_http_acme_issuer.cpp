@@ -25,6 +25,12 @@ char *ngx_http_acme_issuer_eab(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_acme_issuer_profile(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_acme_issuer_preferred_chain(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_acme_issuer_renew_before(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_acme_issuer_count(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
+// The largest value of max_concurrent_orders and background_rate (the
+// post field of their entries).
+ngx_uint_t max_concurrent_orders_limit = 256;
+ngx_uint_t background_rate_limit = 1000;
 
 // The block is parsed with its own handler, as nginx parses `types { }` and
 // `map { }`, not among every module's directives: so the type field holds
@@ -54,6 +60,10 @@ ngx_command_t ngx_http_acme_issuer_commands[] = {
      nullptr},
     {ngx_string("renew_before_expiry"), NGX_CONF_TAKE1, ngx_http_acme_issuer_renew_before, 0, 0,
      nullptr},
+    {ngx_string("max_concurrent_orders"), NGX_CONF_TAKE1, ngx_http_acme_issuer_count, 0,
+     offsetof(ngx_http_acme_issuer_t, max_concurrent_orders), &max_concurrent_orders_limit},
+    {ngx_string("background_rate"), NGX_CONF_TAKE1, ngx_http_acme_issuer_count, 0,
+     offsetof(ngx_http_acme_issuer_t, background_rate), &background_rate_limit},
     ngx_null_command};
 
 // The argument counts a type allows, as ngx_conf_handler checks them.
@@ -420,11 +430,32 @@ char *ngx_http_acme_issuer_renew_before(ngx_conf_t *cf, ngx_command_t *cmd, void
     return NGX_CONF_OK;
 }
 
+// max_concurrent_orders and background_rate: a number from 1 to the
+// entry's limit, once.
+char *ngx_http_acme_issuer_count(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) {
+    auto *number = reinterpret_cast<ngx_int_t *>(static_cast<char *>(conf) + cmd->offset);
+    ngx_uint_t limit = *static_cast<ngx_uint_t *>(cmd->post);
+    ngx_str_t *value = arguments(cf);
+    if (*number != NGX_CONF_UNSET) {
+        return duplicate(cf, cmd);
+    }
+    ngx_int_t n = ngx_atoi(value[1].data, value[1].len);
+    if (n < 1 || static_cast<ngx_uint_t>(n) > limit) {
+        return ngx_http_acme_conf_error(
+            cf, 0, "invalid value \"%V\" in \"%V\", it must be a number from 1 to %ui", &value[1],
+            &cmd->name, limit);
+    }
+    *number = n;
+    return NGX_CONF_OK;
+}
+
 // What the block leaves unset, once it is parsed.
 char *issuer_defaults(ngx_conf_t *cf, ngx_http_acme_issuer_t *issuer) {
     ngx_conf_init_value(issuer->accept_tos, 0);
     ngx_conf_init_value(issuer->ssl_verify, 1);
     ngx_conf_init_value(issuer->common_name_in_csr, 0);
+    ngx_conf_init_value(issuer->max_concurrent_orders, 16);  // the engine's default
+    ngx_conf_init_value(issuer->background_rate, 4);
     if (issuer->account_key.len == 0) {
         ngx_str_set(&issuer->account_key, "ecdsa:256");
     }
@@ -472,6 +503,8 @@ char *issuer_block(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf) {
     issuer->accept_tos = NGX_CONF_UNSET;
     issuer->ssl_verify = NGX_CONF_UNSET;
     issuer->common_name_in_csr = NGX_CONF_UNSET;
+    issuer->max_concurrent_orders = NGX_CONF_UNSET;
+    issuer->background_rate = NGX_CONF_UNSET;
     issuer->file = cf->conf_file->file.name.data;
     issuer->line = cf->conf_file->line;
 

@@ -137,7 +137,7 @@ char *ngx_http_acme_init_main_conf(ngx_conf_t *cf, void *conf) {
     }
     if (amcf->zone_size == NGX_CONF_UNSET_SIZE) {
         amcf->zone_name = default_zone_name;
-        amcf->zone_size = acme::SharedState::default_size;
+        amcf->zone_size = ngx_http_acme_default_zone_size(amcf->certs.nelts);
     }
     ngx_conf_init_msec_value(amcf->event_timeout, 30000);
     if (!amcf->warn_window.set()) {

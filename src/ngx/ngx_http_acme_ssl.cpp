@@ -9,6 +9,9 @@
 
 #include <exception>
 #include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "acme/file_io.h"
 #include "acme/storage.h"
@@ -280,28 +283,55 @@ ngx_event_t swap_event;
 // nginx's debug logging of timers reads the event's connection fd.
 ngx_connection_t swap_event_connection;
 
+// The global generation this worker has caught up with, and whether the
+// next change must compare every served certificate (an install failed).
+uint64_t seen_global = 0;
+bool compare_all = true;
+// Served entries by basename, so that a renewal costs a worker what
+// changed (the zone's journal), not a look at every certificate.
+std::unordered_map<std::string, ngx_uint_t> *served_by_basename;
+
+// Installs what changed of one served entry; false to look again later.
+bool catch_up(const ngx_http_acme_main_conf_t *amcf, acme::SharedState *state,
+              ngx_http_acme_served_t *served, ngx_log_t *log) {
+    uint64_t gen = state->generation(ngx_http_acme_string(served->basename));
+    if (gen == served->generation) {
+        return true;
+    }
+    if (!refresh(amcf, served, log)) {
+        return false;
+    }
+    served->generation = gen;
+    return true;
+}
+
 void swap_check(ngx_event_t *ev) {
     ngx_http_acme_main_conf_t *amcf =
         ngx_http_acme_cycle_main_conf(const_cast<ngx_cycle_t *>(ngx_cycle));
     acme::SharedState *state = ngx_http_acme_shared_state(const_cast<ngx_cycle_t *>(ngx_cycle));
-    static uint64_t seen_global = 0;
 
     try {
         uint64_t global = state ? state->global_generation() : 0;
         if (global != seen_global) {
-            seen_global = global;
             auto *served = static_cast<ngx_http_acme_served_t *>(amcf->served.elts);
-            for (ngx_uint_t i = 0; i < amcf->served.nelts; i++) {
-                uint64_t gen = state->generation(ngx_http_acme_string(served[i].basename));
-                if (gen == served[i].generation) {
-                    continue;
+            std::vector<std::string> changed;
+            bool caught_up = true;
+            if (!compare_all && served_by_basename != nullptr &&
+                state->updated_since(seen_global, &changed)) {
+                for (const std::string &id : changed) {
+                    auto it = served_by_basename->find(id);
+                    if (it != served_by_basename->end()) {
+                        caught_up &= catch_up(amcf, state, &served[it->second], ev->log);
+                    }
                 }
-                if (refresh(amcf, &served[i], ev->log)) {
-                    served[i].generation = gen;
-                } else {
-                    seen_global = 0;  // look again at the next check
+            } else {
+                for (ngx_uint_t i = 0; i < amcf->served.nelts; i++) {
+                    caught_up &= catch_up(amcf, state, &served[i], ev->log);
                 }
             }
+            // A failed install is looked at again at the next check.
+            seen_global = caught_up ? global : 0;
+            compare_all = !caught_up;
         }
     } catch (const std::exception &e) {
         ngx_log_error(NGX_LOG_ALERT, ev->log, 0, "acme: %s", e.what());
@@ -474,8 +504,15 @@ ngx_int_t ngx_http_acme_init_swap(ngx_cycle_t *cycle) {
     // A respawned worker starts from the master's copy, which may predate
     // a renewal: catch up before the first handshake.
     acme::SharedState *state = ngx_http_acme_shared_state(cycle);
+    // Read before the generations: an update after it is in the journal.
+    seen_global = state ? state->global_generation() : 0;
+    compare_all = false;
+    delete served_by_basename;
+    served_by_basename = new std::unordered_map<std::string, ngx_uint_t>();
+    served_by_basename->reserve(amcf->served.nelts);
     auto *served = static_cast<ngx_http_acme_served_t *>(amcf->served.elts);
     for (ngx_uint_t i = 0; i < amcf->served.nelts; i++) {
+        served_by_basename->emplace(ngx_http_acme_string(served[i].basename), i);
         served[i].generation =
             state ? state->generation(ngx_http_acme_string(served[i].basename)) : 0;
         refresh(amcf, &served[i], cycle->log);

@@ -1,6 +1,7 @@
 // The shared memory zone that carries http-01 answers and certificate
 // generations from the engine to the workers (acme::SharedState inside an
 // nginx zone), and acme_shared_zone, which names and sizes it.
+#include <algorithm>
 #include <exception>
 #include <new>
 #include <string>
@@ -68,7 +69,22 @@ ngx_int_t ngx_http_acme_init_zone(ngx_shm_zone_t *zone, void *) {
     return NGX_OK;
 }
 
+// What a zone of `certificates` needs: the area, its header, and what
+// nginx's slab allocator keeps for itself (page descriptors, about 1 %).
+size_t zone_size_for(ngx_uint_t certificates) {
+    size_t area = acme::SharedState::size_for(certificates) + area_header;
+    return area + area / 64 + 16 * ngx_pagesize;
+}
+
 }  // namespace
+
+size_t ngx_http_acme_default_zone_size(ngx_uint_t certificates) {
+    // In whole megabytes, so that a few names more or less keep the size,
+    // and with it the zone, over a reload.
+    constexpr size_t mb = 1024 * 1024;
+    size_t needed = (zone_size_for(certificates) + mb - 1) / mb * mb;
+    return std::max(needed, acme::SharedState::default_size);
+}
 
 char *ngx_http_acme_shared_zone(ngx_conf_t *cf, ngx_command_t *, void *conf) {
     auto *amcf = static_cast<ngx_http_acme_main_conf_t *>(conf);
@@ -100,10 +116,23 @@ char *ngx_http_acme_shared_zone(ngx_conf_t *cf, ngx_command_t *, void *conf) {
     amcf->zone_name.len = colon - spec.data;
     amcf->zone_name.data = spec.data;
     amcf->zone_size = size;
+    amcf->zone_file = cf->conf_file->file.name.data;
+    amcf->zone_line = cf->conf_file->line;
     return NGX_CONF_OK;
 }
 
 ngx_int_t ngx_http_acme_add_zone(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf) {
+    // Every certificate needs a slot for its generation, or its renewals
+    // reach the workers only as "something changed".
+    size_t needed = zone_size_for(amcf->certs.nelts);
+    if (amcf->zone_size < needed) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "acme_shared_zone \"%V\" in %s:%ui is too small for %ui acme_certificate "
+                      "directives: at least %uzk is needed",
+                      &amcf->zone_name, amcf->zone_file, amcf->zone_line, amcf->certs.nelts,
+                      needed / 1024 + 1);
+        return NGX_ERROR;
+    }
     amcf->zone =
         ngx_shared_memory_add(cf, &amcf->zone_name, amcf->zone_size, &ngx_http_acme_module);
     if (amcf->zone == nullptr) {

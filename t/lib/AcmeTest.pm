@@ -365,15 +365,16 @@ itself, such as a registered path that does not exist yet).
 Runs C<nginx -t> on that configuration; returns C<($exit_code, $output)>,
 the output being nginx's stderr and stdout.
 
-=item $t->start_nginx(env => {...})
+=item $t->start_nginx(env => {...}, timeout => 20)
 
 Starts nginx (master in the foreground, as the harness's child) and waits
 until its pid file and all workers are there. Dies with the log tail if it
 does not start. Returns the master pid. C<env> is added to its environment
 (e.g. C<< $t->faketime_env >>); every nginx process inherits it, across
-reloads too.
+reloads too. C<timeout>: seconds to wait for the workers (a configuration
+of thousands of servers takes longer).
 
-=item $t->reload_nginx(expect_fail => 0)
+=item $t->reload_nginx(expect_fail => 0, timeout => 20)
 
 Sends HUP and waits until a new set of workers replaced the old ones.
 When the reload fails (an C<[emerg]> in the error log), dies, or with
@@ -1742,7 +1743,7 @@ sub start_nginx {
             return -s "$d/nginx.pid" unless $self->{master_process};
             my $p = $self->nginx_pids;
             return $p->{master} && @{ $p->{workers} } >= $self->{worker_processes};
-        }, timeout => 20);
+        }, timeout => $opt{timeout} // 20);
     if (!$ok || $ok eq 'dead' || !_alive($pid)) {
         my $why = _slurp("$d/nginx.out") . _slurp("$d/error.log");
         $self->_stop('nginx');
@@ -1785,7 +1786,7 @@ sub reload_nginx {
                 return 1;
             }
             return 0;
-        }, timeout => 20);
+        }, timeout => $opt{timeout} // 20);
     $result //= { error => 'timed out waiting for new workers' };
     if ($result->{error}) {
         return $result->{error} if $opt{expect_fail};

@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "acme/crypto.h"
@@ -334,6 +335,67 @@ TEST(Engine, FailedLeaseFollowsTheBackoff) {
     // The third failure: 5 minutes, plus up to 20 %.
     EXPECT_GE(next, now + 300) << line->second;
     EXPECT_LE(next, now + 360 + 5) << line->second;
+}
+
+// A storage whose leases take a while, counting how many are asked for at
+// once: each job for a missing certificate takes one before its order.
+class SlowLeaseStorage : public acme::Storage {
+public:
+    explicit SlowLeaseStorage(const std::string& dir) : files_(dir) {}
+    std::string describe() const override { return files_.describe(); }
+    std::string locate(std::string_view key) const override { return files_.locate(key); }
+    std::optional<std::string> load(std::string_view key) override { return files_.load(key); }
+    std::optional<std::string> load_secret(std::string_view key) override {
+        return files_.load_secret(key);
+    }
+    void store(std::string_view key, std::string_view value, acme::Access access) override {
+        files_.store(key, value, access);
+    }
+    void remove(std::string_view key) override { files_.remove(key); }
+    std::vector<std::string> list(std::string_view prefix) override { return files_.list(prefix); }
+    std::optional<acme::ItemStat> stat(std::string_view key) override { return files_.stat(key); }
+    bool try_lock() override { return files_.try_lock(); }
+    std::unique_ptr<acme::Lease> try_lease(std::string_view, std::chrono::seconds) override {
+        int now = ++running;
+        int seen = most.load();
+        while (now > seen && !most.compare_exchange_weak(seen, now)) {
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        --running;
+        ++leases;
+        throw acme::Error("no lease in this test");
+    }
+
+    static std::atomic<int> running, most, leases;
+
+private:
+    FileStorage files_;
+};
+std::atomic<int> SlowLeaseStorage::running{0}, SlowLeaseStorage::most{0},
+    SlowLeaseStorage::leases{0};
+
+// max_concurrent_orders bounds the jobs of one issuer at once.
+TEST(Engine, IssuerConcurrencyIsBounded) {
+    TempDir tmp;
+    EngineConfig config = make_config(tmp.path(), {dns("c0.test")});
+    for (int i = 1; i < 12; ++i) {
+        CertificateConfig cert = config.certificates.front();
+        cert.identifiers = {dns("c" + std::to_string(i) + ".test")};
+        config.certificates.push_back(cert);
+    }
+    config.issuers.front().max_concurrent_orders = 3;
+    RecordingLogger log;
+    NullBoard board;
+    Engine engine(config, board, log,
+                  [](const std::string& path) { return std::make_unique<SlowLeaseStorage>(path); });
+    engine.start();
+    auto deadline = Clock::now() + std::chrono::seconds(20);
+    while (SlowLeaseStorage::leases < 12 && Clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    engine.stop();
+    EXPECT_EQ(SlowLeaseStorage::leases.load(), 12) << log.all();
+    EXPECT_EQ(SlowLeaseStorage::most.load(), 3);
 }
 
 // An engine that fails as a whole (here: its storage cannot be made) is

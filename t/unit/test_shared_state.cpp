@@ -444,6 +444,63 @@ TEST(SharedState, SlotsOfUnconfiguredCertificatesAreReleased) {
     EXPECT_EQ(state.retain_certificates({"kept.test-00000000"}), 0u);
 }
 
+TEST(SharedState, UpdatedSinceListsWhatChanged) {
+    SharedMemory mem(SharedState::size_for(10000));
+    SharedState state(mem.base(), mem.size());
+    state.format();
+    ASSERT_GE(SharedState::certificate_slots(mem.size()), 10000u);
+    for (int i = 0; i < 10000; ++i) state.certificate_updated("c" + std::to_string(i) + "-0");
+    std::vector<std::string> ids;
+    std::uint64_t seen = state.global_generation();
+    EXPECT_TRUE(state.updated_since(seen, &ids));
+    EXPECT_TRUE(ids.empty());
+    state.certificate_updated("c17-0");
+    state.certificate_updated("c9999-0");
+    ASSERT_TRUE(state.updated_since(seen, &ids));
+    EXPECT_EQ(ids, (std::vector<std::string>{"c17-0", "c9999-0"}));
+    // Every certificate keeps its own generation in the hashed table.
+    for (int i = 0; i < 10000; ++i) {
+        ASSERT_GT(state.generation("c" + std::to_string(i) + "-0"), 0u) << i;
+    }
+    EXPECT_EQ(state.generation("c17-0"), seen + 1);
+    EXPECT_EQ(state.generation("c10000-0"), 0u);
+    // Further back than the journal reaches: the caller compares everything.
+    EXPECT_FALSE(state.updated_since(0, &ids));
+    EXPECT_FALSE(state.updated_since(state.global_generation() + 1, &ids));
+}
+
+TEST(SharedState, UpdatedSinceAfterSlotsWereReleased) {
+    SharedMemory mem(SharedState::default_size);
+    SharedState state(mem.base(), mem.size());
+    state.format();
+    for (int i = 0; i < 500; ++i) state.certificate_updated("c" + std::to_string(i));
+    std::uint64_t before = state.global_generation();
+    std::vector<std::string> keep;
+    for (int i = 0; i < 500; i += 2) keep.push_back("c" + std::to_string(i));
+    EXPECT_EQ(state.retain_certificates(keep), 250u);
+    // The table was rebuilt: older journal entries are not trusted.
+    std::vector<std::string> ids;
+    EXPECT_FALSE(state.updated_since(before - 1, &ids));
+    for (int i = 0; i < 500; ++i) {
+        std::uint64_t gen = state.generation("c" + std::to_string(i));
+        ASSERT_EQ(gen != 0, i % 2 == 0) << i;
+    }
+    std::uint64_t seen = state.global_generation();
+    state.certificate_updated("c4");
+    state.certificate_updated("new");
+    ASSERT_TRUE(state.updated_since(seen, &ids));
+    EXPECT_EQ(ids, (std::vector<std::string>{"c4", "new"}));
+    EXPECT_EQ(state.generation("c4"), seen + 1);
+    EXPECT_EQ(state.generation("new"), seen + 2);
+}
+
+TEST(SharedState, SizeForHoldsTheCertificates) {
+    for (std::size_t n : {1u, 100u, 2000u, 10000u, 50000u}) {
+        EXPECT_GE(SharedState::certificate_slots(SharedState::size_for(n)), n) << n;
+    }
+    EXPECT_GE(SharedState::size_for(1), SharedState::min_size());
+}
+
 // A default string_view has a null data(); copying it must not reach
 // memcpy (UBSan: null pointer passed as argument 2). The tls-alpn-01 case
 // is what every DNS identifier did (`make unit SANITIZE=undefined` failed).
