@@ -324,6 +324,14 @@ char *ngx_http_acme_merge_certificates(ngx_conf_t *cf, ngx_http_acme_srv_conf_t 
             NGX_OK) {
             return NGX_HTTP_ACME_CONF_ERROR;
         }
+        // ssl_stapling: the engine keeps the response, our callback staples it.
+        if (sscf->stapling == 1) {
+            cert->first->stapling = 1;
+            cert->first->stapling_verify |= sscf->stapling_verify == 1;
+            if (ngx_http_acme_ocsp_serve(cf, sscf->ssl.ctx) != NGX_OK) {
+                return NGX_HTTP_ACME_CONF_ERROR;
+            }
+        }
     }
     if (sscf->ssl.ctx != nullptr && ngx_http_acme_session_context(cf, conf, sscf) != NGX_OK) {
         return NGX_HTTP_ACME_CONF_ERROR;

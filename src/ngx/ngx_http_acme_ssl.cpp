@@ -297,6 +297,7 @@ void swap_check(ngx_event_t *ev) {
                 }
                 if (refresh(amcf, &served[i], ev->log)) {
                     served[i].generation = gen;
+                    ngx_http_acme_ocsp_refresh(&served[i], ev->log);
                 } else {
                     seen_global = 0;  // look again at the next check
                 }
@@ -474,6 +475,7 @@ ngx_int_t ngx_http_acme_init_swap(ngx_cycle_t *cycle) {
         served[i].generation =
             state ? state->generation(ngx_http_acme_string(served[i].basename)) : 0;
         refresh(amcf, &served[i], cycle->log);
+        ngx_http_acme_ocsp_refresh(&served[i], cycle->log);
     }
 
     ngx_memzero(&swap_event, sizeof(swap_event));
