@@ -63,9 +63,27 @@ void OcspStapler::check(std::time_t now) {
             continue;
         }
         if (!chain) continue;
+        bool first_look = e.version.empty();
         e.version = st->version;
+        if (first_look && still_current(e, *chain, now)) continue;
         fetch(e, *chain, now);
     }
+}
+
+// At start-up: a response stored by an earlier engine that is still good
+// for this certificate is kept until its refresh time.
+bool OcspStapler::still_current(Entry& e, const std::string& chain, std::time_t now) {
+    std::optional<std::string> der;
+    try {
+        der = e.cert->storage().load(e.cert->basename + storage_keys::ocsp_suffix);
+    } catch (const Error&) {
+        return false;
+    }
+    if (!der) return false;
+    OcspStatus status = check_ocsp_response(*der, chain, e.cert->config->ocsp_verify, now);
+    if (!status.good || status.refresh_at <= now) return false;
+    e.due = status.refresh_at;
+    return true;
 }
 
 void OcspStapler::fetch(Entry& e, const std::string& chain, std::time_t now) {

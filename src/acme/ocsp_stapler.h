@@ -47,6 +47,7 @@ private:
     };
 
     void run();
+    bool still_current(Entry& e, const std::string& chain, std::time_t now);
     void fetch(Entry& e, const std::string& chain, std::time_t now);
 
     const EngineContext& ctx_;

@@ -34,7 +34,11 @@ struct Previous {
 // This process's responses: by SHA-256 of the leaf's DER (what a handshake
 // has at hand), and which leaf each stored certificate had, to drop the
 // response of a replaced one.
-std::unordered_map<std::string, std::string> responses;
+struct Response {
+    std::string der;
+    time_t next_update;  // 0: none given; past it the response is not sent
+};
+std::unordered_map<std::string, Response> responses;
 std::unordered_map<std::string, std::string> leaf_of;
 
 std::string leaf_fingerprint(X509 *leaf) {
@@ -51,15 +55,16 @@ int status_callback(SSL *ssl, void *arg) {
     X509 *leaf = SSL_get_certificate(ssl);
     if (leaf != nullptr && !responses.empty()) {
         auto it = responses.find(leaf_fingerprint(leaf));
-        if (it != responses.end()) {
+        if (it != responses.end() &&
+            (it->second.next_update == 0 || ngx_time() < it->second.next_update)) {
             // OpenSSL frees the copy with the connection.
-            auto *der = static_cast<unsigned char *>(OPENSSL_malloc(it->second.size()));
+            auto *der = static_cast<unsigned char *>(OPENSSL_malloc(it->second.der.size()));
             if (der == nullptr) {
                 return SSL_TLSEXT_ERR_NOACK;
             }
-            ngx_memcpy(der, it->second.data(), it->second.size());
-            if (SSL_set_tlsext_status_ocsp_resp(ssl, der, static_cast<long>(it->second.size())) !=
-                1) {
+            ngx_memcpy(der, it->second.der.data(), it->second.der.size());
+            if (SSL_set_tlsext_status_ocsp_resp(ssl, der,
+                                                static_cast<long>(it->second.der.size())) != 1) {
                 OPENSSL_free(der);
                 return SSL_TLSEXT_ERR_NOACK;
             }
@@ -138,7 +143,7 @@ void ngx_http_acme_ocsp_refresh(const ngx_http_acme_served_t *served, ngx_log_t 
             return;
         }
         std::string fp = leaf_fingerprint(leaf.get());
-        responses[fp] = std::move(der);
+        responses[fp] = Response{std::move(der), status.next_update};
         leaf_of[id] = fp;
         ngx_log_error(NGX_LOG_INFO, log, 0, "acme: stapling OCSP response \"%s\"", path.c_str());
     } catch (const std::exception &e) {

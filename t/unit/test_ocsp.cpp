@@ -224,6 +224,17 @@ TEST_F(StaplerTest, RefusedResponsesAreNotStoredAndANewCertificateIsFetchedAtOnc
     EXPECT_EQ(sink.all<acme::events::OcspFailed>().back().what, "revoked");
 }
 
+TEST_F(StaplerTest, AStoredCurrentResponseIsKeptAfterARestart) {
+    std::time_t now = std::time(nullptr);
+    store_chain(pki.chain);
+    storage.store("leaf.test-00000000.ocsp", pki.respond('V'), acme::Access::shared);
+    stapler->check(now);
+    EXPECT_EQ(responder, nullptr) << "good until its refresh time: no fetch";
+    stapler->check(now + 43200 + 60);
+    ASSERT_NE(responder, nullptr) << "fetched at the refresh time";
+    EXPECT_EQ(responder->requests.size(), 1u);
+}
+
 TEST_F(StaplerTest, OnlyStapledCertificatesWithAResponder) {
     cert_config.ocsp_stapling = false;
     acme::OcspStapler off(ctx, certs, [](const acme::HttpOptions&) {
