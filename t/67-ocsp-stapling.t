@@ -97,6 +97,7 @@ my $p = stapled('plain.test', $t->port('plain'));
 ok $p->{none} && !$p->{cert_status}, 'no stapling without ssl_stapling' or diag $p->{out};
 my @ocsp = glob($t->dir . '/acme/stapled.test-*.ocsp');
 is scalar @ocsp, 1, 'the response is stored next to the certificate';
+is @ocsp && sprintf('%04o', (stat $ocsp[0])[2] & 07777), '0644', 'readable by workers, as the .crt';
 ok !glob($t->dir . '/acme/plain.test-*.ocsp'), 'and only for the stapled one';
 
 # Renewal: a new serial, and its own response.
