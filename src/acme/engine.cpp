@@ -14,6 +14,7 @@
 #include "error.h"
 #include "file_storage.h"
 #include "log_sink.h"
+#include "ocsp_stapler.h"
 #include "scheduler.h"
 
 namespace acme {
@@ -109,6 +110,12 @@ struct Engine::Impl {
                 im.scheduler = s;
             }
         } published(*this, &s);
+        // OCSP responses for stapling, beside the orders; joined before
+        // the certificates it looks at go.
+        OcspStapler stapler(ctx, certs, [](const HttpOptions& options) {
+            return std::make_unique<CurlHttpClient>(options);
+        });
+        stapler.start();
         // A stop() that came before `scheduler` was set is seen here.
         if (!stop.requested()) s.run();
     }

@@ -74,6 +74,10 @@ struct CertificateConfig {
     KeyType key_type = KeyType::ecdsa256;
     std::string profile;       // empty: the issuer's
     RenewBefore renew_before;  // renew=; unset: the issuer's
+    // ssl_stapling and ssl_stapling_verify of a server that serves it:
+    // the engine keeps an OCSP response next to it (OcspStapler).
+    bool ocsp_stapling = false;
+    bool ocsp_verify = false;
 
     std::string basename() const;  // certificate_basename(identifiers, key_type)
 };

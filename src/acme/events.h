@@ -237,6 +237,20 @@ struct AccountLost {
     std::string why;
 };
 
+// OCSP stapling (CertificateConfig::ocsp_stapling): a checked response
+// was stored for workers to staple, or none could be had.
+struct OcspStored {
+    CertRef cert;
+    std::time_t next_update = 0;  // 0: the responder gave none
+    std::time_t refresh_at = 0;
+};
+struct OcspFailed {
+    CertRef cert;
+    std::string url;
+    std::string what;
+    std::time_t next_attempt = 0;
+};
+
 }  // namespace events
 
 using Event = std::variant<
@@ -249,7 +263,8 @@ using Event = std::variant<
     events::AuthorizationValid, events::AlternateChain, events::NoPreferredChain,
     events::NamesMismatch, events::Issued, events::Failed, events::Expiring,
     events::CertificateState, events::OrderPostponed, events::RenewRequested, events::CommandOutput,
-    events::AccountKeyCreated, events::AccountRegistered, events::AccountLost, events::SolverNote>;
+    events::AccountKeyCreated, events::AccountRegistered, events::AccountLost, events::SolverNote,
+    events::OcspStored, events::OcspFailed>;
 
 // Called from the engine's threads, one event at a time (EventSinks
 // serialises them); a sink must not block for long: orders wait for it.

@@ -187,6 +187,17 @@ Line line(const SolverNote& e) {
             "acme: issuer " + quoted(e.issuer) + ": " + e.what};
 }
 
+Line line(const OcspStored& e) {
+    return {LogLevel::info, "acme: certificate " + quoted(e.cert.name) +
+                                ": stored OCSP response, refreshed at " +
+                                format_time(e.refresh_at)};
+}
+Line line(const OcspFailed& e) {
+    return {LogLevel::warn, "acme: certificate " + quoted(e.cert.name) + ": OCSP responder " +
+                                quoted(e.url) + ": " + e.what + ", next attempt at " +
+                                format_time(e.next_attempt)};
+}
+
 }  // namespace
 
 std::string format_time(std::time_t t) {

@@ -33,6 +33,9 @@ inline constexpr const char* json_suffix = ".json";
 // An order in progress (URL, and the new key once the CSR is sent), so an
 // engine that dies mid-order resumes it instead of ordering again.
 inline constexpr const char* order_suffix = ".order.json";
+// The checked DER OCSP response for the stored certificate, which workers
+// staple (only for certificates of servers with ssl_stapling on).
+inline constexpr const char* ocsp_suffix = ".ocsp";
 }  // namespace storage_keys
 
 // "<first identifier>-<8 hex digits of SHA-256 over the sorted identifiers

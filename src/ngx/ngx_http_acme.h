@@ -88,6 +88,10 @@ struct ngx_http_acme_cert_t {
     // On a first one: the served of every server that shares it (the entry
     // made when the first of them was served), else 0.
     ngx_uint_t shared_served;
+    // On a first one: a server that serves it has ssl_stapling (and
+    // ssl_stapling_verify) on, so the engine keeps its OCSP response.
+    ngx_flag_t stapling;
+    ngx_flag_t stapling_verify;
     u_char *file;
     ngx_uint_t line;
 };
@@ -194,6 +198,14 @@ ngx_int_t ngx_http_acme_session_id(ngx_conf_t *cf, const char *protocol, ngx_arr
 ngx_int_t ngx_http_acme_init_swap(ngx_cycle_t *cycle);
 // Wipes and frees a malloc'd "data:" PEM copy.
 void ngx_http_acme_forget_pem(ngx_str_t *slot);
+
+// ngx_http_acme_ocsp.cpp: stapling the engine's OCSP responses.
+// For a context of a server with ssl_stapling on: our status callback,
+// which hands certificates it has no response for to nginx's.
+ngx_int_t ngx_http_acme_ocsp_serve(ngx_conf_t *cf, SSL_CTX *ctx);
+// Reads the stored response of a certificate again (after its generation
+// changed), keeping it when it is good for the stored certificate.
+void ngx_http_acme_ocsp_refresh(const ngx_http_acme_served_t *served, ngx_log_t *log);
 
 // ngx_http_acme_variables.cpp
 ngx_int_t ngx_http_acme_add_variables(ngx_conf_t *cf);

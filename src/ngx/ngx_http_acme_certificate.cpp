@@ -369,6 +369,16 @@ char *ngx_http_acme_merge_certificates(ngx_conf_t *cf, ngx_http_acme_srv_conf_t 
     if (ngx_http_acme_serve_certificates(cf, amcf, conf->certs, sscf->ssl.ctx) != NGX_OK) {
         return NGX_HTTP_ACME_CONF_ERROR;
     }
+    // ssl_stapling: the engine keeps the response, our callback staples it
+    // (the certificates' first server is known once they are served).
+    bool stapling = sscf->stapling == 1 && sscf->ssl.ctx != nullptr;
+    for (ngx_uint_t i = 0; stapling && i < conf->certs->nelts; i++) {
+        certs[i]->first->stapling = 1;
+        certs[i]->first->stapling_verify |= sscf->stapling_verify == 1;
+        if (ngx_http_acme_ocsp_serve(cf, sscf->ssl.ctx) != NGX_OK) {
+            return NGX_HTTP_ACME_CONF_ERROR;
+        }
+    }
     if (sscf->ssl.ctx != nullptr && ngx_http_acme_session_context(cf, conf, sscf) != NGX_OK) {
         return NGX_HTTP_ACME_CONF_ERROR;
     }

@@ -100,6 +100,8 @@ acme::EngineConfig engine_config(ngx_http_acme_main_conf_t *amcf) {
         cc.key_type = certs[i]->key_type;
         cc.profile = ngx_http_acme_string(certs[i]->profile);
         cc.renew_before = certs[i]->renew_before;
+        cc.ocsp_stapling = certs[i]->stapling == 1;
+        cc.ocsp_verify = certs[i]->stapling_verify == 1;
         auto *ids = static_cast<ngx_str_t *>(certs[i]->identifiers.elts);
         for (ngx_uint_t k = 0; k < certs[i]->identifiers.nelts; k++) {
             cc.identifiers.push_back(acme::parse_identifier(ngx_http_acme_string(ids[k])));

@@ -302,6 +302,7 @@ bool catch_up(const ngx_http_acme_main_conf_t *amcf, acme::SharedState *state,
         return false;
     }
     served->generation = gen;
+    ngx_http_acme_ocsp_refresh(served, log);
     return true;
 }
 
@@ -516,6 +517,7 @@ ngx_int_t ngx_http_acme_init_swap(ngx_cycle_t *cycle) {
         served[i].generation =
             state ? state->generation(ngx_http_acme_string(served[i].basename)) : 0;
         refresh(amcf, &served[i], cycle->log);
+        ngx_http_acme_ocsp_refresh(&served[i], cycle->log);
     }
 
     ngx_memzero(&swap_event, sizeof(swap_event));

@@ -176,6 +176,16 @@ Pebble run and returns the file's path. Certificates Pebble issues chain to it.
 
 Same for C</intermediates/0>.
 
+=item $t->start_ocsp_responder
+
+An OCSP responder on 127.0.0.1:C<< port('ocsp') >> (C<openssl ocsp>),
+signing with Pebble's intermediate certificate and key (from Pebble's
+management API), so start Pebble first with C<< config => {
+ocspResponderURL => $t->ocsp_uri } >>. It answers from the index file
+C<ocsp-index.txt> (empty at first: "unknown" for every serial), which
+C<< $t->ocsp_good($serial_hex) >> extends; C<openssl ocsp> reads it again
+when it changes. Stopped with the test.
+
 =item $t->pebble_mgmt($method, $path, $body)
 
 A request to Pebble's management API, C<$body> a hash encoded as JSON.
@@ -1140,6 +1150,50 @@ sub _fetch_pem {
     my $r = $self->pebble_mgmt(GET => $path);
     die "GET $path: $r->{status} $r->{content}" unless $r->{success};
     return $self->{$what} = $self->write_file($file, $r->{content});
+}
+
+sub ocsp_uri { 'http://127.0.0.1:' . $_[0]->port('ocsp') . '/' }
+
+sub start_ocsp_responder {
+    my ($self) = @_;
+    my $icert = $self->pebble_intermediate;
+    my $r = $self->pebble_mgmt(GET => '/intermediate-keys/0');
+    die "GET /intermediate-keys/0: $r->{status} $r->{content}" unless $r->{success};
+    my $ikey = $self->write_file('pebble-intermediate.key', $r->{content});
+    my $index = $self->write_file('ocsp-index.txt', '');
+    $self->{ocsp_mtime} = (stat $index)[9];
+    # Every entry has a subject of its own, but say so anyway.
+    $self->write_file('ocsp-index.txt.attr', "unique_subject = no\n");
+    $self->_spawn('ocsp', ['openssl', 'ocsp', -port => $self->port('ocsp'),
+        -index => $index, -rsigner => $icert, -rkey => $ikey, -CA => $icert,
+        -nmin => 10, '-ignore_err']);
+    $self->wait_for(sub {
+            die "openssl ocsp exited:\n" . _slurp("$self->{dir}/ocsp.log")
+                unless $self->_proc_alive('ocsp');
+            # Not a probe connection: the responder serves one at a time.
+            _slurp("$self->{dir}/ocsp.log") =~ /waiting for OCSP client connections/;
+        }, timeout => 10)
+        or die "openssl ocsp did not start:\n" . _slurp("$self->{dir}/ocsp.log");
+    return 1;
+}
+
+# Marks a serial (hex) as good in the responder's index (openssl ca's
+# format: status, expiry, revocation, serial, file, subject).
+sub ocsp_good {
+    my ($self, $serial) = @_;
+    $serial = "0$serial" if length($serial) % 2;
+    my @t = gmtime(time + 86400 * 90);
+    my $exp = sprintf '%02d%02d%02d%02d%02d%02dZ', $t[5] % 100, $t[4] + 1, @t[3, 2, 1, 0];
+    open my $fh, '>>', "$self->{dir}/ocsp-index.txt" or die "ocsp-index.txt: $!";
+    print $fh "V\t$exp\t\t\U$serial\E\tunknown\t/CN=$serial\n";
+    close $fh;
+    # openssl ocsp reloads the index when its mtime (in seconds) changes:
+    # give every write a second of its own.
+    my $m = $self->{ocsp_mtime} + 1;
+    $m = time if time > $m;
+    utime $m, $m, "$self->{dir}/ocsp-index.txt";
+    $self->{ocsp_mtime} = $m;
+    return 1;
 }
 
 sub pebble_root         { $_[0]->_fetch_pem('pebble_root', 'pebble-root.pem') }

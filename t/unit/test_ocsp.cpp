@@ -9,6 +9,8 @@
 #include <string>
 
 #include "acme/ocsp.h"
+#include "acme/ocsp_stapler.h"
+#include "doubles.h"
 #include "temp_dir.h"
 
 namespace {
@@ -99,6 +101,153 @@ TEST(Ocsp, RevokedAndForeignSignatures) {
 
     EXPECT_FALSE(acme::check_ocsp_response("junk", pki.chain, false, now).good);
     EXPECT_EQ(acme::ocsp_refresh_time(1000, 0), 1000 + 3600);
+}
+
+// The responder as the stapler sees it: every request answered with
+// `response`, or a transport failure when it is empty.
+class ScriptedResponder : public acme::HttpClient {
+public:
+    std::string response;
+    std::vector<acme::HttpRequest> requests;
+    acme::HttpResponse send(const acme::HttpRequest& request) override {
+        requests.push_back(request);
+        if (response.empty()) throw acme::Error("connection refused");
+        acme::HttpResponse r;
+        r.status = 200;
+        r.body = response;
+        return r;
+    }
+};
+
+using acme_test::MemoryStorage;
+using acme_test::RecordingBoard;
+using acme_test::RecordingSink;
+
+struct StaplerTest : ::testing::Test {
+    Pki pki;
+    acme::EngineConfig config;
+    RecordingBoard board;
+    RecordingSink sink;
+    acme::StopSignal stop;
+    acme::RandomSource random;
+    acme::EngineContext ctx{config, board, sink, stop, random};
+    MemoryStorage storage;
+    acme::IssuerState issuer;
+    acme::CertificateConfig cert_config;
+    std::vector<std::unique_ptr<acme::CertState>> certs;
+    ScriptedResponder* responder = nullptr;
+    std::unique_ptr<acme::OcspStapler> stapler;
+
+    StaplerTest() {
+        issuer.storage = &storage;
+        cert_config.ocsp_stapling = true;
+        cert_config.ocsp_verify = true;
+        auto c = std::make_unique<acme::CertState>();
+        c->config = &cert_config;
+        c->issuer = &issuer;
+        c->basename = "leaf.test-00000000";
+        c->name = "leaf.test";
+        certs.push_back(std::move(c));
+        stapler = std::make_unique<acme::OcspStapler>(ctx, certs, [this](const acme::HttpOptions&) {
+            auto r = std::make_unique<ScriptedResponder>();
+            responder = r.get();
+            return r;
+        });
+    }
+    std::optional<std::string> stored() { return storage.load("leaf.test-00000000.ocsp"); }
+    void store_chain(const std::string& chain) {
+        storage.store("leaf.test-00000000.crt", chain, acme::Access::shared);
+    }
+};
+
+TEST_F(StaplerTest, FetchesStoresAndRefreshesAtHalfTheValidity) {
+    std::time_t now = std::time(nullptr);
+    stapler->check(now);
+    EXPECT_EQ(responder, nullptr) << "nothing issued yet: no request";
+
+    store_chain(pki.chain);
+    std::string good = pki.respond('V');
+    // The client is made at the first fetch: script it through a first
+    // failed attempt, which is retried after first_retry.
+    stapler->check(now);
+    ASSERT_NE(responder, nullptr);
+    ASSERT_EQ(responder->requests.size(), 1u);
+    EXPECT_EQ(responder->requests[0].method, "POST");
+    EXPECT_EQ(responder->requests[0].url, "http://127.0.0.1:8888/ocsp");
+    EXPECT_EQ(responder->requests[0].body, acme::make_ocsp_request(pki.chain));
+    ASSERT_TRUE(sink.first<acme::events::OcspFailed>());
+    EXPECT_EQ(sink.first<acme::events::OcspFailed>()->next_attempt,
+              now + acme::OcspStapler::first_retry);
+    EXPECT_FALSE(stored());
+    EXPECT_TRUE(board.updated().empty());
+
+    responder->response = good;
+    stapler->check(now + 1);
+    EXPECT_EQ(responder->requests.size(), 1u) << "not before the retry time";
+    stapler->check(now + acme::OcspStapler::first_retry);
+    ASSERT_EQ(responder->requests.size(), 2u);
+    ASSERT_TRUE(stored());
+    EXPECT_EQ(*stored(), good);
+    EXPECT_EQ(board.updated(), std::vector<std::string>{"leaf.test-00000000"})
+        << "workers are told through the certificate's generation";
+    auto ok = sink.first<acme::events::OcspStored>();
+    ASSERT_TRUE(ok);
+    EXPECT_EQ(ok->refresh_at, ok->next_update - 43200);
+
+    stapler->check(ok->refresh_at - 1);
+    EXPECT_EQ(responder->requests.size(), 2u) << "current: no request";
+    stapler->check(ok->refresh_at);
+    EXPECT_EQ(responder->requests.size(), 3u) << "refreshed at half its validity";
+}
+
+TEST_F(StaplerTest, RefusedResponsesAreNotStoredAndANewCertificateIsFetchedAtOnce) {
+    std::time_t now = std::time(nullptr);
+    store_chain(pki.chain);
+    stapler->check(now);  // makes the client (the first answer fails)
+    ASSERT_NE(responder, nullptr);
+
+    responder->response = pki.respond('V', "other");
+    stapler->check(now + acme::OcspStapler::first_retry);
+    EXPECT_FALSE(stored()) << "ssl_stapling_verify: not signed by the issuer";
+    auto failed = sink.all<acme::events::OcspFailed>();
+    ASSERT_EQ(failed.size(), 2u);
+    EXPECT_NE(failed[1].what.find("not signed by the issuer"), std::string::npos) << failed[1].what;
+    EXPECT_EQ(failed[1].next_attempt,
+              now + acme::OcspStapler::first_retry + 2 * acme::OcspStapler::first_retry)
+        << "the retry delay doubles";
+
+    responder->response = pki.respond('R');
+    store_chain(pki.chain + "\n");  // a renewal: a new version of the item
+    stapler->check(now + acme::OcspStapler::first_retry + 1);
+    EXPECT_EQ(responder->requests.size(), 3u) << "a new certificate is fetched at once";
+    EXPECT_FALSE(stored()) << "revoked";
+    EXPECT_EQ(sink.all<acme::events::OcspFailed>().back().what, "revoked");
+}
+
+TEST_F(StaplerTest, AStoredCurrentResponseIsKeptAfterARestart) {
+    std::time_t now = std::time(nullptr);
+    store_chain(pki.chain);
+    storage.store("leaf.test-00000000.ocsp", pki.respond('V'), acme::Access::shared);
+    stapler->check(now);
+    EXPECT_EQ(responder, nullptr) << "good until its refresh time: no fetch";
+    stapler->check(now + 43200 + 60);
+    ASSERT_NE(responder, nullptr) << "fetched at the refresh time";
+    EXPECT_EQ(responder->requests.size(), 1u);
+}
+
+TEST_F(StaplerTest, OnlyStapledCertificatesWithAResponder) {
+    cert_config.ocsp_stapling = false;
+    acme::OcspStapler off(ctx, certs, [](const acme::HttpOptions&) {
+        ADD_FAILURE() << "no client for a certificate without stapling";
+        return std::make_unique<ScriptedResponder>();
+    });
+    store_chain(pki.chain);
+    off.check(std::time(nullptr));
+
+    cert_config.ocsp_stapling = true;
+    store_chain(slurp(pki.d + "/ca.crt"));  // no authorityInfoAccess
+    stapler->check(std::time(nullptr));
+    EXPECT_EQ(responder, nullptr) << "no OCSP URL: nothing to fetch";
 }
 
 }  // namespace
