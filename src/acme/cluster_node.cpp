@@ -10,6 +10,7 @@
 #include "crypto.h"
 #include "layered_storage.h"
 #include "redis_storage.h"
+#include "sealed_storage.h"
 #include "text.h"
 
 namespace acme {
@@ -140,9 +141,15 @@ StorageFactory ClusterNode::storage_factory(const EngineConfig& config) {
                 break;
             }
         }
-        auto storage = std::make_unique<ClusterStorage>(
-            *this, std::make_unique<RedisStorage>(redis_, issuer, node_),
-            std::make_unique<FileStorage>(state_path));
+        std::unique_ptr<Storage> truth = std::make_unique<RedisStorage>(redis_, issuer, node_);
+        if (!target_.sealing_key.empty()) {
+            truth = std::make_unique<SealedStorage>(
+                std::move(truth), target_.sealing_key, [this](const std::string& text) {
+                    log_.log(LogLevel::notice, "acme cluster: " + text);
+                });
+        }
+        auto storage = std::make_unique<ClusterStorage>(*this, std::move(truth),
+                                                        std::make_unique<FileStorage>(state_path));
         {
             std::lock_guard<std::mutex> lk(mutex_);
             storages_[issuer] = storage.get();

@@ -15,6 +15,9 @@ struct RedisTarget {
     std::string password;  // from the URL or password_file=; never logged
     bool tls = false;      // rediss://
     std::string prefix = "acme";
+    // encrypt_key_file=: 32 bytes that seal the private keys stored in
+    // Redis (sealed_storage.h); empty: they are stored as in files.
+    std::string sealing_key;
 
     // "redis://host:port/db prefix=..." without the credentials, for log lines.
     std::string describe() const;

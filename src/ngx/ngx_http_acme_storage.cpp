@@ -5,6 +5,7 @@
 
 #include "acme/file_io.h"
 #include "acme/redis_url.h"
+#include "acme/sealed_value.h"
 #include "ngx/ngx_http_acme.h"
 
 namespace {
@@ -73,6 +74,31 @@ char *ngx_http_acme_storage(ngx_conf_t *cf, ngx_command_t *, void *conf) {
                                                 path.c_str());
             }
             have_password_file = true;
+        } else if (starts_with(value[i], "encrypt_key_file=", &arg)) {
+            // The key that seals private keys in Redis (sealed_value.h).
+            if (!target.sealing_key.empty()) {
+                return ngx_http_acme_conf_error(cf, 0, "duplicate acme_storage encrypt_key_file");
+            }
+            ngx_str_t name = value[i];
+            name.data += sizeof("encrypt_key_file=") - 1;
+            name.len -= sizeof("encrypt_key_file=") - 1;
+            if (name.len == 0 || ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+                return ngx_http_acme_conf_error(cf, 0, "invalid acme_storage encrypt_key_file");
+            }
+            std::string path = ngx_http_acme_string(name);
+            std::string text;
+            try {
+                text = acme::read_file(path);
+            } catch (const std::exception &e) {
+                return ngx_http_acme_conf_error(cf, 0, "acme_storage encrypt_key_file: %s",
+                                                e.what());
+            }
+            try {
+                target.sealing_key = acme::parse_sealing_key(text);
+            } catch (const std::exception &e) {
+                return ngx_http_acme_conf_error(cf, 0, "acme_storage encrypt_key_file \"%s\": %s",
+                                                path.c_str(), e.what());
+            }
         } else {
             return ngx_http_acme_conf_error(cf, 0, "invalid acme_storage parameter \"%V\"",
                                             &value[i]);
