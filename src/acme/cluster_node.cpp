@@ -11,6 +11,7 @@
 #include "layered_storage.h"
 #include "redis_storage.h"
 #include "sealed_storage.h"
+#include "sealed_value.h"
 #include "text.h"
 
 namespace acme {
@@ -308,6 +309,17 @@ void ClusterNode::unlearn(const std::string& key) {
     learned_.erase(it);
 }
 
+// A key sealed with another encrypt_key_file is not taken in (the cache
+// keeps what it has), and does not stop the watcher: said once per item.
+bool ClusterNode::refresh(LayeredStorage& storage, const std::string& cert_id) {
+    try {
+        return storage.refresh_certificate(cert_id);
+    } catch (const SealError& e) {
+        if (unopened_.insert(cert_id).second) log_warn(std::string(e.what()) + "; not taken in");
+        return false;
+    }
+}
+
 void ClusterNode::handle(const std::string& message) {
     std::vector<std::string> w = words(message);
     if (w.size() < 3 || w[1] == node_) return;
@@ -315,7 +327,7 @@ void ClusterNode::handle(const std::string& message) {
     if (what == "cert" && w.size() == 4) {
         std::lock_guard<std::mutex> lk(mutex_);
         auto it = storages_.find(w[2]);
-        if (it != storages_.end() && it->second->refresh_certificate(w[3])) {
+        if (it != storages_.end() && refresh(*it->second, w[3])) {
             local_.certificate_updated(w[3]);
         }
     } else if (what == "http01+" || what == "alpn+") {
@@ -382,7 +394,7 @@ void ClusterNode::resync_certificates() {
                 continue;
             }
             std::string id = item.substr(0, item.size() - suffix.size());
-            if (storage->refresh_certificate(id)) local_.certificate_updated(id);
+            if (refresh(*storage, id)) local_.certificate_updated(id);
         }
     }
 }

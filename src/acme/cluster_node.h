@@ -75,6 +75,7 @@ private:
     };
 
     void watch();
+    bool refresh(LayeredStorage& storage, const std::string& cert_id);
     void handle(const std::string& message);
     void resync_challenges();
     void resync_certificates();
@@ -96,8 +97,9 @@ private:
     std::shared_ptr<RedisConnection> redis_;  // commands, shared with the storages
     RedisConnection subscriber_;
 
-    std::mutex mutex_;                                 // guards storages_ and learned_
+    std::mutex mutex_;                                 // guards storages_, unopened_, learned_
     std::map<std::string, LayeredStorage*> storages_;  // by issuer
+    std::set<std::string> unopened_;                   // certificates whose sealed key did not open
     std::map<std::string, Learned> learned_;           // by answer key, others' answers
     std::set<std::string> own_;                        // answer keys this node published
 

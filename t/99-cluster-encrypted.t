@@ -1,0 +1,106 @@
+# Two nginx nodes sharing one Redis with acme_storage encrypt_key_file=:
+# the private keys in Redis (account key, certificate keys) are sealed
+# with AES-256-GCM, never PEM; both nodes serve both names with verified
+# certificates (node 2 opened the keys node 1 sealed, or the other way
+# round); each node's state directory keeps the keys as plain 0600 files.
+# Then node 2 comes back with another key: the sealed keys do not open,
+# which its log says, and Redis keeps the keys as they were.
+use strict;
+use warnings;
+use Test::More;
+use AcmeTest;
+
+AcmeTest->requires(root => 1, module => 1);
+plan skip_all => 'redis-server is not installed' unless -x '/usr/bin/redis-server';
+
+my $t = AcmeTest->new(timeout => 180, log_level => 'info');
+$t->start_redis;
+# Pebble validates through node 1: node 2's orders are answered from Redis.
+$t->start_pebble(env => { PEBBLE_WFE_NONCEREJECT => 0, PEBBLE_AUTHZREUSE => 0 },
+    config => { httpPort => $t->port('http') });
+my @nodes = ($t, $t->new_node);
+
+my $hex = join '', map { sprintf '%02x', int rand 256 } 1 .. 32;
+my @names = map { "e$_.cluster.test" } 1 .. 2;
+my $servers = join '', map { <<"EOS" } @names;
+    server {
+        listen 127.0.0.1:%%HTTP_PORT%%;
+        listen 127.0.0.1:%%HTTPS_PORT%% ssl;
+        server_name $_;
+        acme_certificate pebble;
+    }
+EOS
+my $conf = <<"EOF2";
+http {
+    acme_storage redis://127.0.0.1:%%PORT_REDIS%% prefix=t99 encrypt_key_file=%%TESTDIR%%/storage.key;
+    %%PEBBLE_ISSUER%%
+    resolver 127.0.0.1:%%DNS_PORT%%;
+$servers}
+EOF2
+for my $n (@nodes) {
+    $n->write_file('storage.key', "$hex\n");
+    $n->write_nginx_conf($conf);
+    my ($rc, $out) = $n->run_nginx_t;
+    is $rc, 0, 'nginx -t accepts encrypt_key_file' or diag $out;
+}
+$nodes[0]->start_nginx;
+ok $nodes[0]->wait_log(qr/acme: engine started/, 10), 'node 1 started';
+$nodes[1]->start_nginx;
+
+my $root = $t->pebble_root;
+my %serial;
+my $all = $t->wait_for(sub {
+        for my $n (@nodes) {
+            for my $name (@names) {
+                my $r = $n->tls_get(name => $name, ca => $root, timeout => 3);
+                return 0 unless $r->{verified};
+                $serial{$name}{ $r->{serial} } = 1;
+            }
+        }
+        1;
+    }, timeout => 120, interval => 1);
+ok $all, 'both nodes serve both names, verified against Pebble';
+is scalar(grep { keys %{ $serial{$_} } == 1 } @names), 2, 'both nodes serve the same certificates';
+is $t->pebble_orders, 2, 'two orders for 2 nodes x 2 names';
+
+my @keys = grep { length } split /\n/, $t->redis_cli('--scan', '--pattern', 't99:pebble:*.key');
+is scalar(@keys), 3, 'account key and two certificate keys in Redis' or diag "@keys";
+for my $k (@keys) {
+    my $v = $t->redis_cli('GET', $k);
+    unlike $v, qr/PRIVATE KEY/, "$k holds no PEM";
+    like $v, qr/^acme-sealed-v1:[A-Za-z0-9_-]{100,}$/, "$k is sealed";
+}
+my ($cert_key) = grep { !/account\.key$/ } @keys;
+like $t->redis_cli('GET', ($cert_key // '') =~ s/\.key$/.crt/r), qr/BEGIN CERTIFICATE/,
+    'certificate chains are stored as they are';
+
+for my $n (@nodes) {
+    my @files = glob($n->dir . '/acme/*.key');
+    is scalar(@files), 3, 'the state directory has the three keys' or diag "@files";
+    for my $f (@files) {
+        like AcmeTest::_slurp($f), qr/BEGIN [A-Z ]*PRIVATE KEY/, "$f is PEM in the local cache";
+        is sprintf('%04o', (stat $f)[2] & 07777), '0600', "$f is 0600";
+    }
+}
+
+# Another key on node 2: what Redis holds does not open.
+my %before = map { $_ => $t->redis_cli('GET', $_) } @keys;
+$nodes[1]->stop_nginx;
+my $other = join '', map { sprintf '%02x', int rand 256 } 1 .. 32;
+$nodes[1]->write_file('storage.key', "$other\n");
+$nodes[1]->start_nginx;
+ok $nodes[1]->wait_log(qr/\[error\].*acme: issuer "pebble": redis key t99:pebble:account\.key: does not open with the configured encrypt_key_file/, 30),
+    'node 2 logs that the account key does not open with its key'
+    or diag $nodes[1]->error_log;
+ok $nodes[1]->wait_log(qr/\[warn\].*acme cluster: redis key t99:pebble:e\d\.cluster\.test-[0-9a-f]{8}\.key: does not open .*; not taken in/, 10),
+    'its watcher says the certificate keys do not open either';
+unlike $nodes[1]->error_log, qr/serving what this node has/, 'and keeps watching: Redis is reachable';
+for my $name (@names) {
+    ok $nodes[1]->tls_get(name => $name, ca => $root)->{verified},
+        "node 2 still serves $name from its cache";
+}
+is_deeply { map { $_ => $t->redis_cli('GET', $_) } @keys }, \%before,
+    'the keys in Redis were not overwritten';
+is $t->pebble_orders, 2, 'nothing was ordered again';
+
+done_testing;
