@@ -11,6 +11,9 @@ AcmeTest->requires(root => 1, module => 1);
 my $t = AcmeTest->new(timeout => 60);
 my $pw = $t->write_file('redis.pw', "s3cret\n");
 my $empty = $t->write_file('empty.pw', "\n");
+my $seal = $t->write_file('seal.key', ('0123456789abcdef' x 4) . "\n");
+my $short = $t->write_file('short.key', ('0123456789abcdef' x 3) . "\n");
+my $raw = $t->write_file('raw.key', 'k' x 32);
 
 sub conf {
     my ($storage) = @_;
@@ -40,7 +43,8 @@ sub line_of {
 
 for my $good ('acme_storage redis://127.0.0.1:6379;',
     'acme_storage redis://acme:p%40ss@127.0.0.1:6379/2 prefix=site-a;',
-    'acme_storage redis://[::1]:6379 prefix=x password_file=' . $pw . ';') {
+    'acme_storage redis://[::1]:6379 prefix=x password_file=' . $pw . ';',
+    'acme_storage redis://127.0.0.1:6379 encrypt_key_file=' . $seal . ';') {
     $t->write_nginx_conf(conf("    $good"));
     my ($rc, $out) = $t->run_nginx_t;
     is $rc, 0, "accepted: $good" or diag $out;
@@ -61,6 +65,17 @@ my @bad = (
     ['acme_storage redis://127.0.0.1:6379 password_file=' . $empty . ';', qr/acme_storage password_file ".*empty\.pw" is empty/],
     ["acme_storage redis://127.0.0.1:6379;\n    acme_storage redis://127.0.0.1:6380;", qr/"acme_storage" directive is duplicate/, qr/6380/],
     ['acme_storage;', qr/invalid number of arguments in "acme_storage" directive/],
+    ['acme_storage redis://127.0.0.1:6379 encrypt_key_file=' . $t->dir . '/missing.key;',
+        qr/acme_storage encrypt_key_file: open\(\) "\Q${\ $t->dir}\E\/missing\.key" failed: No such file or directory/],
+    ['acme_storage redis://127.0.0.1:6379 encrypt_key_file=' . $t->dir . ';',
+        qr/acme_storage encrypt_key_file: read\(\) "\Q${\ $t->dir}\E" failed: Is a directory/],
+    ['acme_storage redis://127.0.0.1:6379 encrypt_key_file=' . $short . ';',
+        qr/acme_storage encrypt_key_file "\Q$short\E": not a key of 64 hex digits \(make one with "openssl rand -hex 32"\)/],
+    ['acme_storage redis://127.0.0.1:6379 encrypt_key_file=' . $raw . ';',
+        qr/acme_storage encrypt_key_file "\Q$raw\E": not a key of 64 hex digits/],
+    ['acme_storage redis://127.0.0.1:6379 encrypt_key_file=' . $seal . ' encrypt_key_file=' . $seal . ';',
+        qr/duplicate acme_storage encrypt_key_file/],
+    ['acme_storage redis://127.0.0.1:6379 encrypt_key_file=;', qr/invalid acme_storage encrypt_key_file/],
 );
 for my $case (@bad) {
     my ($text, $msg, $where) = @$case;
