@@ -4,20 +4,24 @@
 # certificates (node 2 opened the keys node 1 sealed, or the other way
 # round); each node's state directory keeps the keys as plain 0600 files.
 # Then node 2 comes back with another key: the sealed keys do not open,
-# which its log says, and Redis keeps the keys as they were.
+# which its log says, and Redis keeps the keys as they were. Last, a plain
+# key in Redis (stored before encrypt_key_file=) is used and sealed.
 use strict;
 use warnings;
 use Test::More;
 use AcmeTest;
+use Time::HiRes qw(sleep);
 
 AcmeTest->requires(root => 1, module => 1);
 plan skip_all => 'redis-server is not installed' unless -x '/usr/bin/redis-server';
 
 my $t = AcmeTest->new(timeout => 180, log_level => 'info');
 $t->start_redis;
-# Pebble validates through node 1: node 2's orders are answered from Redis.
+# Pebble validates through node 1 (behind the gate): node 2 orders, node 1
+# answers from Redis and takes in the certificates node 2 sealed.
 $t->start_pebble(env => { PEBBLE_WFE_NONCEREJECT => 0, PEBBLE_AUTHZREUSE => 0 },
-    config => { httpPort => $t->port('http') });
+    config => { httpPort => $t->port('gate') });
+my $gate = $t->start_gate(from => $t->port('gate'), to => $t->port('http'));
 my @nodes = ($t, $t->new_node);
 
 my $hex = join '', map { sprintf '%02x', int rand 256 } 1 .. 32;
@@ -43,9 +47,12 @@ for my $n (@nodes) {
     my ($rc, $out) = $n->run_nginx_t;
     is $rc, 0, 'nginx -t accepts encrypt_key_file' or diag $out;
 }
+$nodes[1]->start_nginx;
+ok $t->wait_for(sub { $gate->hit }, timeout => 20), 'node 2 ordered: Pebble validates at node 1';
 $nodes[0]->start_nginx;
 ok $nodes[0]->wait_log(qr/acme: engine started/, 10), 'node 1 started';
-$nodes[1]->start_nginx;
+sleep 1;    # its watcher subscribes and takes in the pending answers
+$gate->open;
 
 my $root = $t->pebble_root;
 my %serial;
@@ -101,6 +108,19 @@ for my $name (@names) {
 }
 is_deeply { map { $_ => $t->redis_cli('GET', $_) } @keys }, \%before,
     'the keys in Redis were not overwritten';
+
+# A key stored before encrypt_key_file= was set (PEM in Redis): node 2,
+# back with the right key, uses it and writes it back sealed.
+my $plain = AcmeTest::_slurp($t->dir . '/acme/' . ($cert_key =~ s/^t99:pebble://r));
+$t->redis_cli('SET', $cert_key, $plain);
+like $t->redis_cli('GET', $cert_key), qr/PRIVATE KEY/, 'a plain key is put into Redis';
+$nodes[1]->stop_nginx;
+$nodes[1]->write_file('storage.key', "$hex\n");
+$nodes[1]->start_nginx;
+ok $nodes[1]->wait_log(qr/\Qredis key $cert_key was stored unencrypted: encrypted it\E/, 30),
+    'node 2 says it encrypted the plain key' or diag $nodes[1]->error_log;
+like $t->redis_cli('GET', $cert_key), qr/^acme-sealed-v1:/, 'the key in Redis is sealed again';
+ok $nodes[1]->tls_get(name => $_, ca => $root)->{verified}, "node 2 serves $_" for @names;
 is $t->pebble_orders, 2, 'nothing was ordered again';
 
 done_testing;
