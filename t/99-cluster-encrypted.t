@@ -99,9 +99,11 @@ $nodes[1]->start_nginx;
 ok $nodes[1]->wait_log(qr/\[error\].*acme: issuer "pebble": redis key t99:pebble:account\.key: does not open with the configured encrypt_key_file/, 30),
     'node 2 logs that the account key does not open with its key'
     or diag $nodes[1]->error_log;
-ok $nodes[1]->wait_log(qr/\[warn\].*acme cluster: redis key t99:pebble:e\d\.cluster\.test-[0-9a-f]{8}\.key: does not open .*; not taken in/, 10),
-    'its watcher says the certificate keys do not open either';
-unlike $nodes[1]->error_log, qr/serving what this node has/, 'and keeps watching: Redis is reachable';
+ok $nodes[1]->wait_log(qr/\[notice\].*acme: certificate "e1\.cluster\.test" needs to be ordered \(unreadable: redis key t99:pebble:e1\.cluster\.test-[0-9a-f]{8}\.key: does not open/, 10),
+    'and that the certificate key does not open';
+# (The watcher's "not taken in" comes with its periodic resync, which may
+# come after the test; a key that does not open must not stop it.)
+unlike $nodes[1]->error_log, qr/serving what this node has/, 'the watcher keeps watching';
 for my $name (@names) {
     ok $nodes[1]->tls_get(name => $name, ca => $root)->{verified},
         "node 2 still serves $name from its cache";
