@@ -125,4 +125,16 @@ like $t->redis_cli('GET', $cert_key), qr/^acme-sealed-v1:/, 'the key in Redis is
 ok $nodes[1]->tls_get(name => $_, ca => $root)->{verified}, "node 2 serves $_" for @names;
 is $t->pebble_orders, 2, 'nothing was ordered again';
 
+# A node joining the cluster once its certificates exist: its cache is
+# empty, it orders nothing and its workers serve what Redis has.
+my $joiner = $t->new_node;
+$joiner->write_file('storage.key', "$hex\n");
+$joiner->write_nginx_conf($conf);
+$joiner->start_nginx;
+ok $t->wait_for(sub {
+        !grep { !$joiner->tls_get(name => $_, ca => $root, timeout => 3)->{verified} } @names;
+    }, timeout => 20, interval => 0.5), 'a node joining later serves both names'
+    or diag $joiner->error_log;
+is $t->pebble_orders, 2, 'the joining node ordered nothing';
+
 done_testing;

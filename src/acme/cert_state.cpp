@@ -195,6 +195,10 @@ void inspect_stored(const EngineContext& ctx, CertState& c) {
     try {
         inspect(ctx, c);
         c.inspected = true;
+        // A shared store may just have filled this node's cache with a
+        // certificate its workers have not read (a node joining a cluster
+        // whose certificates exist): they look at the files again.
+        if (c.current && c.storage().shared()) ctx.board.certificate_updated(c.basename);
     } catch (const StorageUnavailable& e) {
         // Nothing is known: neither order nor forget the record's backoff,
         // look again soon.
