@@ -61,6 +61,11 @@ struct SolverEnv {
     std::function<void(std::chrono::milliseconds)> pause;
     // A line for the log; `warn` for trouble, else a notice.
     std::function<void(const std::string& what, bool warn)> note;
+    // Like a warning `note`, asking the operator to add the DNS record
+    // `name` TXT `value` (dns-persist-01 with no publisher); also shown in
+    // the status page.
+    std::function<void(const std::string& what, const std::string& name, const std::string& value)>
+        record_needed;
     // The issuer's account URL (registered before any challenge).
     std::function<std::string()> account_url;
 };

@@ -267,9 +267,11 @@ struct PersistRig {
     FakePublisher* publisher = nullptr;
     FakeLookup* lookup = nullptr;
     std::vector<std::pair<std::string, bool>> notes;
+    std::vector<std::pair<std::string, std::string>> records_needed;
     std::unique_ptr<acme::Solver> solver;
 
-    explicit PersistRig(bool with_publisher, int visible_after = 0) {
+    explicit PersistRig(bool with_publisher, int visible_after = 0,
+                        bool with_record_needed = false) {
         auto p = std::make_unique<FakePublisher>();
         auto l = std::make_unique<FakeLookup>();
         publisher = p.get();
@@ -279,6 +281,13 @@ struct PersistRig {
         env.pause = [](milliseconds) {};
         env.note = [this](const std::string& what, bool warn) { notes.emplace_back(what, warn); };
         env.account_url = [] { return std::string("https://ca.test/acct/7"); };
+        if (with_record_needed) {
+            env.record_needed = [this](const std::string& what, const std::string& name,
+                                       const std::string& value) {
+                notes.emplace_back(what, true);
+                records_needed.emplace_back(name, value);
+            };
+        }
         solver = acme::make_dns_persist01_solver(with_publisher ? std::move(p) : nullptr,
                                                  std::move(l), std::chrono::seconds(120), env);
     }
@@ -323,6 +332,19 @@ TEST(DnsPersist01Solver, WithoutPublisherTheRecordIsLoggedForTheOperator) {
         << rig.notes[0].first;
     rig.solver->wait_visible(dns("example.com"), persist(false), "");
     EXPECT_GE(rig.lookup->lookups, 2);
+}
+
+TEST(DnsPersist01Solver, TheRecordToAddGoesToTheStatusPage) {
+    PersistRig rig(false, 1, true);
+    rig.solver->present(dns("example.com"), persist(true), "");
+    ASSERT_EQ(rig.records_needed.size(), 1u);
+    EXPECT_EQ(rig.records_needed[0].first, "_validation-persist.example.com");
+    EXPECT_EQ(rig.records_needed[0].second,
+              "ca.test; accounturi=https://ca.test/acct/7; policy=wildcard");
+    // With a publisher there is nothing for the operator to add.
+    PersistRig published(true, 1, true);
+    published.solver->present(dns("example.com"), persist(true), "");
+    EXPECT_TRUE(published.records_needed.empty());
 }
 
 TEST(DnsPersist01Solver, NeedsTheIssuerDomainName) {
