@@ -84,6 +84,26 @@ ok $t->wait_for(sub { !$t->dig('_acme-challenge.example.test', 'TXT') }, timeout
     'TXT records removed after validation'
     or diag join ' ', $t->dig('_acme-challenge.example.test', 'TXT');
 
+# One update message for both values of the wildcard+apex order, and one
+# to remove them: named (-g) logs each message's signer once and then each
+# change with the client's address and port, which differ per message.
+sub update_messages {
+    my ($change) = @_;
+    open my $fh, '<', $t->dir . '/named.log' or return ();
+    my ($client, %messages);
+    while (my $l = <$fh>) {
+        $client = $1 if $l =~ /client (\S+ [^\s\/:]+).*: signer "[^"]+" approved/;
+        $messages{$client}++
+            if defined $client && $l =~ /\Q$client\E.*: updating zone 'example\.test\/IN': \Q$change\E an RR at '?_acme-challenge\.example\.test'? TXT/;
+    }
+    return values %messages;
+}
+ok $t->wait_for(sub { my @m = update_messages('deleting'); @m == 1 && $m[0] == 2 }, timeout => 10),
+    'the two values were removed in one update message'
+    or diag join ' ', update_messages('deleting');
+is_deeply [update_messages('adding')], [2], 'and added in one'
+    or diag `grep updating ${\ $t->dir}/named.log`;
+
 # The wrong secret: BIND refuses the update, the log says which key, and
 # the certificate is tried again later.
 my $line = $t->wait_log(qr/certificate "wrong\.example\.test".*dns-01.*key "acme-key\."/, 30);

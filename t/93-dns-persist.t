@@ -2,11 +2,13 @@
 # _validation-persist.<name> it needs (from the CA's issuer-domain-names and
 # the account URL); the test sets it once through pebble-challtestsrv; the
 # first order and the renewal (10-second certificates) both validate with
-# no further DNS change, and the record is never removed.
+# no further DNS change, and the record is never removed. The status page
+# lists the record the operator must add.
 use strict;
 use warnings;
 use Test::More;
 use AcmeTest;
+use JSON::PP;
 
 AcmeTest->requires(root => 1, module => 1, pebble => '2.10');
 
@@ -26,6 +28,11 @@ http {
         dns_propagation_timeout 30s;
     }
     server {
+        listen 127.0.0.1:%%HTTP_PORT%%;
+        server_name status.test;
+        location = /status { acme_status; }
+    }
+    server {
         listen 127.0.0.1:%%HTTPS_PORT%% ssl;
         server_name persist.test;
         acme_certificate pebble;
@@ -41,6 +48,14 @@ my ($value) = ($line // '') =~ /needs the DNS record _validation-persist\.persis
 ok $value, 'in zone file form';
 like $value // '', qr/^[a-z0-9.-]+; accounturi=\Q$account\E$/,
     'issuer domain name and this account, no wildcard policy';
+
+my $status = $t->http_get('/status', host => 'status.test');
+my $json = eval { decode_json($status->{content}) } // {};
+my ($pebble) = grep { $_->{name} eq 'pebble' } @{ $json->{issuers} // [] };
+is_deeply $pebble && $pebble->{dns_persist},
+    [{ name => '_validation-persist.persist.test', type => 'TXT', value => $value }],
+    'the status page lists exactly the record to add'
+    or diag "$status->{status} $status->{content}";
 
 my $r = $t->challtest('/set-txt', { host => '_validation-persist.persist.test.', value => $value });
 ok $r->{success}, 'record set once' or diag "$r->{status} $r->{content}";

@@ -17,6 +17,14 @@
 
 namespace acme {
 
+// One TXT value to publish: `name` as add_txt() takes it, `domain` the
+// identifier it is for.
+struct TxtRecord {
+    std::string domain;
+    std::string name;
+    std::string value;
+};
+
 class DnsPublisher {
 public:
     virtual ~DnsPublisher() = default;
@@ -29,6 +37,31 @@ public:
     // `error` (empty when it worked).
     virtual void remove_txt(const std::string& domain, const std::string& name,
                             const std::string& value, std::string& error) noexcept = 0;
+    // The records of one order at once: dns_update sends one message per
+    // zone. By default one by one (dns_hook), the ones added withdrawn again
+    // when one fails, so that a throw leaves none of them behind.
+    virtual void add_txts(const std::vector<TxtRecord>& records) {
+        std::size_t added = 0;
+        try {
+            for (; added < records.size(); added++) {
+                add_txt(records[added].domain, records[added].name, records[added].value);
+            }
+        } catch (...) {
+            std::string ignored;
+            for (std::size_t i = 0; i < added; i++) {
+                remove_txt(records[i].domain, records[i].name, records[i].value, ignored);
+            }
+            throw;
+        }
+    }
+    // Removes them all; the failures joined in `error`.
+    virtual void remove_txts(const std::vector<TxtRecord>& records, std::string& error) noexcept {
+        for (const TxtRecord& r : records) {
+            std::string one;
+            remove_txt(r.domain, r.name, r.value, one);
+            if (!one.empty()) error += (error.empty() ? "" : "; ") + one;
+        }
+    }
 };
 
 class DnsLookup {

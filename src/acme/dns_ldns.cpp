@@ -170,35 +170,93 @@ public:
         server_ = *server;
     }
 
-    void add_txt(const std::string&, const std::string& name, const std::string& value) override {
-        // RFC 2136 section 2.5.1: add to an RRset.
-        send(name, txt_rr(name, value, LDNS_RR_CLASS_IN, 60), "adding");
+    void add_txt(const std::string& domain, const std::string& name,
+                 const std::string& value) override {
+        add_txts({{domain, name, value}});
     }
 
-    void remove_txt(const std::string&, const std::string& name, const std::string& value,
+    void remove_txt(const std::string& domain, const std::string& name, const std::string& value,
                     std::string& error) noexcept override {
+        remove_txts({{domain, name, value}}, error);
+    }
+
+    // One update message per zone (RFC 2136 applies each atomically); when
+    // a later zone's fails, the earlier zones' records are removed again.
+    void add_txts(const std::vector<TxtRecord>& records) override {
+        std::vector<ZoneRecords> zones = by_zone(records);
+        for (std::size_t i = 0; i < zones.size(); i++) {
+            try {
+                // RFC 2136 section 2.5.1: add to an RRset.
+                send(zones[i], LDNS_RR_CLASS_IN, 60, "adding");
+            } catch (...) {
+                for (std::size_t k = 0; k < i; k++) {
+                    try {
+                        send(zones[k], LDNS_RR_CLASS_NONE, 0, "removing");
+                    } catch (const std::exception&) {
+                    }
+                }
+                throw;
+            }
+        }
+    }
+
+    void remove_txts(const std::vector<TxtRecord>& records, std::string& error) noexcept override {
         try {
-            // Section 2.5.4: delete an RR from an RRset (class NONE, TTL 0).
-            send(name, txt_rr(name, value, LDNS_RR_CLASS_NONE, 0), "removing");
+            for (const ZoneRecords& zone : by_zone(records)) {
+                try {
+                    // Section 2.5.4: delete an RR from an RRset (class NONE, TTL 0).
+                    send(zone, LDNS_RR_CLASS_NONE, 0, "removing");
+                } catch (const std::exception& e) {
+                    error += (error.empty() ? "" : "; ") + std::string(e.what());
+                }
+            }
         } catch (const std::exception& e) {
-            error = e.what();
+            error += (error.empty() ? "" : "; ") + std::string(e.what());
         }
     }
 
 private:
-    void send(const std::string& name, ldns_rr* rr, const char* what) {
-        RrList updates(ldns_rr_list_new());
-        if (!updates) {
-            ldns_rr_free(rr);
-            throw Error("out of memory");
+    // The zone of each record (dns_update's zone=, else from the SOA); the
+    // records grouped by zone, in their order. Throws when a zone cannot be
+    // found.
+    struct ZoneRecords {
+        std::string zone;
+        std::vector<TxtRecord> records;
+    };
+    std::vector<ZoneRecords> by_zone(const std::vector<TxtRecord>& records) {
+        std::vector<ZoneRecords> zones;
+        for (const TxtRecord& record : records) {
+            std::string zone = zone_of(record.name);
+            auto it = std::find_if(zones.begin(), zones.end(),
+                                   [&](const ZoneRecords& z) { return z.zone == zone; });
+            if (it == zones.end()) it = zones.insert(zones.end(), {zone, {}});
+            it->records.push_back(record);
         }
-        ldns_rr_list_push_rr(updates.get(), rr);
+        return zones;
+    }
+
+    std::string zone_of(const std::string& name) {
+        if (!config_.zone.empty()) return absolute(config_.zone);
         Resolver r = resolver_for(server_, false);
-        std::string where = "DNS server " + server_.label();
-        std::string zone =
-            config_.zone.empty() ? find_zone(r.get(), name, where) : absolute(config_.zone);
-        std::string context = std::string(what) + " TXT " + quoted(absolute(name)) + " in zone " +
-                              quoted(zone) + " at " + server_.label();
+        return find_zone(r.get(), name, "DNS server " + server_.label());
+    }
+
+    // All records of one zone in one update message.
+    void send(const ZoneRecords& zone_records, ldns_rr_class cls, uint32_t ttl, const char* what) {
+        const std::string& zone = zone_records.zone;
+        RrList updates(ldns_rr_list_new());
+        if (!updates) throw Error("out of memory");
+        std::string names;
+        for (const TxtRecord& record : zone_records.records) {
+            ldns_rr_list_push_rr(updates.get(), txt_rr(record.name, record.value, cls, ttl));
+            std::string name = quoted(absolute(record.name));
+            if (names.find(name) == std::string::npos) {
+                names += (names.empty() ? "" : ", ") + name;
+            }
+        }
+        Resolver r = resolver_for(server_, false);
+        std::string context = std::string(what) + " TXT " + names + " in zone " + quoted(zone) +
+                              " at " + server_.label();
         Pkt update(ldns_update_pkt_new(dname(zone).release(), LDNS_RR_CLASS_IN, nullptr,
                                        updates.get(), nullptr));
         if (!update) throw Error(context + " failed: cannot make the update message");

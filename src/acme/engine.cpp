@@ -167,7 +167,12 @@ struct Engine::Impl {
             SolverEnv env;
             env.pause = [&stop = ctx.stop](std::chrono::milliseconds d) { stop.pause(d); };
             env.note = [this, name = ic.name](const std::string& what, bool warn) {
-                ctx.report(events::SolverNote{name, what, warn});
+                ctx.report(events::SolverNote{name, what, warn, {}, {}, {}});
+            };
+            env.record_needed = [this, name = ic.name](const std::string& what,
+                                                       const std::string& record,
+                                                       const std::string& value) {
+                ctx.report(events::SolverNote{name, what, true, record, "TXT", value});
             };
             env.account_url = [this, is = is.get()] {
                 return issuer_session(ctx, *is).account_url();

@@ -218,10 +218,15 @@ struct CommandOutput {
 };
 
 // Something a challenge solver says about its work (dns-01 records).
+// With `record` set, `what` asks the operator to add that DNS record
+// (dns-persist-01 without dns_update or dns_hook): the status page lists it.
 struct SolverNote {
     std::string issuer;
     std::string what;
     bool warn = false;
+    std::string record_name;  // "": no record asked for
+    std::string record_type;
+    std::string record_value;
 };
 
 struct AccountKeyCreated {

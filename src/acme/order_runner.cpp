@@ -47,35 +47,89 @@ private:
 };
 
 // The answers an order presented, cleaned up however the order ends.
+// Answers are queued, then published: one by one, or all of a solver's
+// together when it presents them so (dns-01's shared update messages).
 class PresentedAnswers {
 public:
     PresentedAnswers() = default;
     ~PresentedAnswers() {
-        for (const Answer& a : answers_) a.solver->cleanup(a.id, a.challenge, a.key_authorization);
+        for (const Published& p : published_) {
+            if (!p.solver->presents_together()) {
+                const Solver::Answer& a = p.answers.front();
+                p.solver->cleanup(a.id, a.challenge, a.key_authorization);
+            } else {
+                p.solver->cleanup_together(p.answers);
+            }
+        }
     }
     PresentedAnswers(const PresentedAnswers&) = delete;
     PresentedAnswers& operator=(const PresentedAnswers&) = delete;
 
-    void present(Solver& solver, const Identifier& id, const Challenge& challenge,
-                 std::string key_authorization) {
-        solver.present(id, challenge, key_authorization);
-        answers_.push_back({&solver, id, challenge, std::move(key_authorization)});
+    // `name` for the error message.
+    void add(Solver& solver, const Identifier& id, const Challenge& challenge,
+             std::string key_authorization, std::string name) {
+        queued_.push_back(
+            {&solver, {id, challenge, std::move(key_authorization)}, std::move(name)});
+    }
+
+    // The answer must be in place before the CA is told to look.
+    void publish() {
+        std::vector<Queued> queued = std::move(queued_);
+        queued_.clear();
+        for (Queued& q : queued) {
+            if (q.solver == nullptr || q.solver->presents_together()) continue;
+            try {
+                q.solver->present(q.answer.id, q.answer.challenge, q.answer.key_authorization);
+            } catch (const Error& e) {
+                throw cannot_publish(q.answer.challenge.type, quoted(q.name), e);
+            }
+            published_.push_back({q.solver, {std::move(q.answer)}});
+        }
+        for (std::size_t i = 0; i < queued.size(); i++) {
+            Solver* solver = queued[i].solver;
+            if (solver == nullptr || !solver->presents_together()) continue;
+            Published group{solver, {}};
+            std::string names;
+            for (std::size_t k = i; k < queued.size(); k++) {
+                if (queued[k].solver != solver) continue;
+                names += (names.empty() ? "" : ", ") + quoted(queued[k].name);
+                group.answers.push_back(std::move(queued[k].answer));
+                queued[k].solver = nullptr;
+            }
+            try {
+                solver->present_together(group.answers);
+            } catch (const Error& e) {
+                throw cannot_publish(group.answers.front().challenge.type, names, e);
+            }
+            published_.push_back(std::move(group));
+        }
     }
 
     // Once all are published: each one's wait overlaps the others'.
     void wait_visible() {
-        for (const Answer& a : answers_)
-            a.solver->wait_visible(a.id, a.challenge, a.key_authorization);
+        for (const Published& p : published_) {
+            for (const Solver::Answer& a : p.answers) {
+                p.solver->wait_visible(a.id, a.challenge, a.key_authorization);
+            }
+        }
     }
 
 private:
-    struct Answer {
-        Solver* solver;
-        Identifier id;
-        Challenge challenge;
-        std::string key_authorization;
+    static Error cannot_publish(const std::string& type, const std::string& names, const Error& e) {
+        return Error("cannot publish the " + type + " challenge for " + names + ": " + e.what());
+    }
+
+    struct Queued {
+        Solver* solver;  // null once taken into a group
+        Solver::Answer answer;
+        std::string name;
     };
-    std::vector<Answer> answers_;
+    struct Published {
+        Solver* solver;
+        std::vector<Solver::Answer> answers;
+    };
+    std::vector<Queued> queued_;
+    std::vector<Published> published_;
 };
 
 OrderFailure order_failure(const Order& order, const std::string& what) {
@@ -330,17 +384,12 @@ void OrderRunner::authorize(AcmeClient& client, const Order& order, const Privat
                         " (it offers " + (types.empty() ? "none" : types) + ")");
         }
         const Challenge* chosen = a.find(*type);
-        // The answer must be in place before the CA is told to look.
-        try {
-            presented.present(*solvers.find(*type), a.identifier, *chosen,
-                              key_authorization(chosen->token, account_key));
-        } catch (const Error& e) {
-            throw Error("cannot publish the " + *type + " challenge for " + quoted(name) + ": " +
-                        e.what());
-        }
+        presented.add(*solvers.find(*type), a.identifier, *chosen,
+                      key_authorization(chosen->token, account_key), name);
         pending.push_back({url, name, *chosen, offered.size() > 1});
     }
 
+    presented.publish();
     presented.wait_visible();
     for (const Pending& p : pending) {
         if (p.challenge.status == "pending") client.respond(p.challenge);

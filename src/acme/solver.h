@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "acme_client.h"
 #include "engine_config.h"
@@ -32,6 +33,19 @@ public:
     // Withdraws what present() published, however validation went.
     virtual void cleanup(const Identifier& id, const Challenge& challenge,
                          const std::string& key_authorization) noexcept = 0;
+
+    // A solver that publishes all of an order's answers at once (dns-01:
+    // one update message per zone) says so; the order runner then calls
+    // present_together() and cleanup_together() with all of them instead
+    // of present() and cleanup() for each. A throw publishes none.
+    struct Answer {
+        Identifier id;
+        Challenge challenge;
+        std::string key_authorization;
+    };
+    virtual bool presents_together() const { return false; }
+    virtual void present_together(const std::vector<Answer>&) {}
+    virtual void cleanup_together(const std::vector<Answer>&) noexcept {}
 };
 
 // The solvers of one issuer, by challenge type ("http-01").
@@ -61,6 +75,11 @@ struct SolverEnv {
     std::function<void(std::chrono::milliseconds)> pause;
     // A line for the log; `warn` for trouble, else a notice.
     std::function<void(const std::string& what, bool warn)> note;
+    // Like a warning `note`, asking the operator to add the DNS record
+    // `name` TXT `value` (dns-persist-01 with no publisher); also shown in
+    // the status page.
+    std::function<void(const std::string& what, const std::string& name, const std::string& value)>
+        record_needed;
     // The issuer's account URL (registered before any challenge).
     std::function<std::string()> account_url;
 };

@@ -1,7 +1,8 @@
 // dns-01 (RFC 8555 section 8.4): the TXT record _acme-challenge.<name> holds
 // base64url(SHA-256(key authorization)). A wildcard and its apex share the
 // record name with two values, so records are added and removed one value
-// at a time. Before the CA looks, every server the lookup asks must see it.
+// at a time. An order's records are published together (one RFC 2136 update
+// per zone). Before the CA looks, every server the lookup asks must see it.
 #include "base64url.h"
 #include "crypto.h"
 #include "dns.h"
@@ -49,7 +50,31 @@ public:
         }
     }
 
+    // All of an order's records at once: names in one zone share an update.
+    bool presents_together() const override { return true; }
+
+    void present_together(const std::vector<Answer>& answers) override {
+        publisher_->add_txts(records(answers));
+    }
+
+    void cleanup_together(const std::vector<Answer>& answers) noexcept override {
+        try {
+            std::string error;
+            publisher_->remove_txts(records(answers), error);
+            if (!error.empty()) env_.note("dns-01 records may be left behind: " + error, true);
+        } catch (...) {
+            // As in cleanup().
+        }
+    }
+
 private:
+    static std::vector<TxtRecord> records(const std::vector<Answer>& answers) {
+        std::vector<TxtRecord> out;
+        for (const Answer& a : answers) {
+            out.push_back({a.id.value, record_name(a.id), txt_value(a.key_authorization)});
+        }
+        return out;
+    }
     static std::string record_name(const Identifier& id) { return "_acme-challenge." + id.value; }
     static std::string txt_value(const std::string& key_authorization) {
         return base64url_encode(sha256(key_authorization));

@@ -21,7 +21,12 @@ public:
         : publisher_(std::move(publisher)),
           lookup_(std::move(lookup)),
           timeout_(timeout),
-          env_(std::move(env)) {}
+          env_(std::move(env)) {
+        if (!env_.record_needed) {
+            env_.record_needed = [note = env_.note](const std::string& what, const std::string&,
+                                                    const std::string&) { note(what, true); };
+        }
+    }
 
     void present(const Identifier& id, const Challenge& challenge, const std::string&) override {
         std::string name = record_name(id);
@@ -34,10 +39,11 @@ public:
                       false);
             return;
         }
-        env_.note("dns-persist-01 for " + quoted(challenge.wildcard ? "*." + id.value : id.value) +
-                      " needs the DNS record " + record_text(name, values.front()) +
-                      ": add it once, it serves every later order",
-                  true);
+        env_.record_needed("dns-persist-01 for " +
+                               quoted(challenge.wildcard ? "*." + id.value : id.value) +
+                               " needs the DNS record " + record_text(name, values.front()) +
+                               ": add it once, it serves every later order",
+                           name, values.front());
     }
 
     void wait_visible(const Identifier& id, const Challenge& challenge,

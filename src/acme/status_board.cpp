@@ -13,7 +13,7 @@ namespace acme {
 namespace {
 
 constexpr std::uint32_t magic_value = 0x41435354;  // "ACST"
-constexpr std::uint32_t layout_version = 1;
+constexpr std::uint32_t layout_version = 2;        // 2: IssuerSlot::dns_persist
 
 struct StatusHeader {
     std::uint32_t magic;
@@ -72,6 +72,7 @@ struct IssuerSlot {
     std::uint64_t challenges[static_cast<int>(ChallengeCounter::count)];
     Text<16> storage;
     Text<16> storage_state;
+    Text<StatusBoard::max_dns_persist> dns_persist;  // see pack_records
 };
 
 constexpr std::size_t align_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
@@ -84,6 +85,34 @@ CertificateSlot* certificates(void* base) {
 IssuerSlot* issuers(void* base, std::uint64_t certificate_slots) {
     return reinterpret_cast<IssuerSlot*>(static_cast<char*>(base) + header_size +
                                          align_up(certificate_slots * sizeof(CertificateSlot), 64));
+}
+
+// Records as "name\ttype\tvalue\n" lines (DNS names and TXT values of
+// dns-persist-01 hold neither tabs nor newlines); whole records only.
+std::string pack_records(const std::vector<DnsRecord>& records) {
+    std::string out;
+    for (const DnsRecord& r : records) {
+        std::string line = r.name + '\t' + r.type + '\t' + r.value + '\n';
+        if (out.size() + line.size() > StatusBoard::max_dns_persist) break;
+        out += line;
+    }
+    return out;
+}
+
+std::vector<DnsRecord> unpack_records(const std::string& text) {
+    std::vector<DnsRecord> records;
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+        std::size_t end = text.find('\n', pos);
+        if (end == std::string::npos) break;
+        std::string line = text.substr(pos, end - pos);
+        pos = end + 1;
+        std::size_t a = line.find('\t');
+        std::size_t b = a == std::string::npos ? a : line.find('\t', a + 1);
+        if (b == std::string::npos) continue;
+        records.push_back({line.substr(0, a), line.substr(a + 1, b - a - 1), line.substr(b + 1)});
+    }
+    return records;
 }
 
 void load(const CertificateSlot& s, CertificateStatus& st) {
@@ -144,6 +173,7 @@ void load(const IssuerSlot& s, IssuerStatus& st) {
     std::copy(std::begin(s.challenges), std::end(s.challenges), std::begin(st.challenges));
     st.storage = s.storage.get();
     st.storage_state = s.storage_state.get();
+    st.dns_persist = unpack_records(s.dns_persist.get());
 }
 
 void store(IssuerSlot& s, const IssuerStatus& st) {
@@ -156,6 +186,7 @@ void store(IssuerSlot& s, const IssuerStatus& st) {
     std::copy(std::begin(st.challenges), std::end(st.challenges), std::begin(s.challenges));
     s.storage.set(st.storage);
     s.storage_state.set(st.storage_state);
+    s.dns_persist.set(pack_records(st.dns_persist));
 }
 
 // The slot of `key`, or a free one when `claim`; null when neither.
@@ -238,6 +269,7 @@ void StatusBoard::renew_epoch(const std::vector<std::string>& names) {
         s.state.set("");
         s.error.set("");
         s.retry_after = 0;
+        s.dns_persist.set("");
     }
     h->epoch.fetch_add(1);
 }

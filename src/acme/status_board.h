@@ -43,6 +43,17 @@ struct CertificateStatus {
     std::time_t renew_requested = 0;  // renew-now asked at, not yet taken by the engine
 };
 
+// A DNS record the operator must add: dns-persist-01's standing record when
+// the issuer has no dns_update or dns_hook to publish it.
+struct DnsRecord {
+    std::string name;  // absolute, no trailing dot
+    std::string type;  // "TXT"
+    std::string value;
+    bool operator==(const DnsRecord& o) const {
+        return name == o.name && type == o.type && value == o.value;
+    }
+};
+
 enum class ChallengeCounter { http01, tls_alpn01, other, count };
 
 struct IssuerStatus {
@@ -58,6 +69,9 @@ struct IssuerStatus {
     // node last found it (cluster_node.cpp); empty: the state directory.
     std::string storage;
     std::string storage_state;
+    // The dns-persist-01 records this issuer's orders wait for (at most
+    // max_dns_persist bytes of them; records that do not fit are left out).
+    std::vector<DnsRecord> dns_persist;
 };
 
 // The engine side of renew-now: ids asked for since the last call.
@@ -76,6 +90,7 @@ public:
     static constexpr std::size_t max_url = 512;
     static constexpr std::size_t max_error_type = 128;
     static constexpr std::size_t max_error_detail = 1024;
+    static constexpr std::size_t max_dns_persist = 2048;
 
     // Bytes for this many certificates and issuers.
     static std::size_t size_for(std::size_t certificates, std::size_t issuers);

@@ -155,6 +155,14 @@ void render_status_json(std::string_view version, std::time_t now,
           << ", \"retry_after\": " << json_time(s && s->retry_after > now ? s->retry_after : 0)
           << ", \"orders\": {\"issued\": " << number(s ? s->orders_issued : 0)
           << ", \"failed\": " << number(s ? s->orders_failed : 0) << "}";
+        o << ", \"dns_persist\": [";
+        for (std::size_t r = 0; s && r < s->dns_persist.size(); r++) {
+            const DnsRecord& d = s->dns_persist[r];
+            o << (r ? ", " : "") << "{\"name\": " << json_quote(d.name)
+              << ", \"type\": " << json_quote(d.type) << ", \"value\": " << json_quote(d.value)
+              << "}";
+        }
+        o << "]";
         if (s && !s->storage.empty()) {
             o << ", \"storage\": {\"type\": " << json_quote(s->storage)
               << ", \"state\": " << json_quote(s->storage_state) << "}";

@@ -109,6 +109,22 @@ void StatusSink::handle(const events::IssuerFailed& e) {
     });
 }
 
+void StatusSink::handle(const events::SolverNote& e) {
+    if (e.record_name.empty()) return;
+    DnsRecord record{e.record_name, e.record_type, e.record_value};
+    count(e.issuer, [&](IssuerStatus& is) {
+        // One record per name: a new account or CA name replaces the old,
+        // but the wildcard form stays, as it serves the plain name too.
+        for (DnsRecord& r : is.dns_persist) {
+            if (r.name == record.name && r.type == record.type) {
+                if (r.value != record.value + "; policy=wildcard") r = record;
+                return;
+            }
+        }
+        is.dns_persist.push_back(record);
+    });
+}
+
 void StatusSink::count(const std::string& issuer,
                        const std::function<void(IssuerStatus&)>& change) {
     board_.update_issuer(epoch_, issuer, change);

@@ -34,6 +34,7 @@ private:
     void handle(const events::AccountRegistered& e);
     void handle(const events::AccountLost& e);
     void handle(const events::IssuerFailed& e);
+    void handle(const events::SolverNote& e);
 
     void started(const CertRef& cert);
     void ended(const CertRef& cert);

@@ -278,6 +278,31 @@ public:
         calls_.push_back({SolverCall::Kind::cleanup, id, challenge.type, challenge.token,
                           challenge.url, key_authorization});
     }
+    // With `together` set (before the order starts) it presents an
+    // order's answers at once, as dns-01 does; `batches` has each call's
+    // size (negative for cleanup_together). A failing answer withdraws the
+    // ones presented before it, as a throw must publish none.
+    bool together = false;
+    std::vector<int> batches;
+    bool presents_together() const override { return together; }
+    void present_together(const std::vector<Answer>& answers) override {
+        batches.push_back(int(answers.size()));
+        std::size_t done = 0;
+        try {
+            for (; done < answers.size(); done++) {
+                present(answers[done].id, answers[done].challenge, answers[done].key_authorization);
+            }
+        } catch (...) {
+            for (std::size_t i = 0; i < done; i++) {
+                cleanup(answers[i].id, answers[i].challenge, answers[i].key_authorization);
+            }
+            throw;
+        }
+    }
+    void cleanup_together(const std::vector<Answer>& answers) noexcept override {
+        batches.push_back(-int(answers.size()));
+        for (const Answer& a : answers) cleanup(a.id, a.challenge, a.key_authorization);
+    }
     // wait_visible is counted apart from calls(); `on_wait` runs in it (set
     // it before the order starts); after fail_wait() it throws.
     void wait_visible(const acme::Identifier& id, const acme::Challenge&,

@@ -106,6 +106,18 @@ public:
         removed.push_back({domain, name, value});
         error = fail_remove;
     }
+    // How many records each batch call had; the base class adds them one by
+    // one (as the hook does), which is what is tested here too.
+    std::vector<std::size_t> add_batches, remove_batches;
+    void add_txts(const std::vector<acme::TxtRecord>& records) override {
+        add_batches.push_back(records.size());
+        DnsPublisher::add_txts(records);
+    }
+    void remove_txts(const std::vector<acme::TxtRecord>& records,
+                     std::string& error) noexcept override {
+        remove_batches.push_back(records.size());
+        DnsPublisher::remove_txts(records, error);
+    }
 };
 
 // Sees a value only after `visible_after` lookups.
@@ -170,6 +182,50 @@ TEST(Dns01Solver, PublishesTheDigestUnderAcmeChallenge) {
     ASSERT_EQ(rig.publisher->removed.size(), 1u);
     EXPECT_EQ(rig.publisher->removed[0], want);
     EXPECT_TRUE(rig.notes.lines.empty());
+}
+
+TEST(Dns01Solver, AnOrdersRecordsArePublishedAndRemovedTogether) {
+    SolverRig rig;
+    ASSERT_TRUE(rig.solver->presents_together());
+    // A wildcard and its apex: two values of one record name, one order.
+    std::vector<acme::Solver::Answer> answers{{dns("example.com"), dns01("t1"), "t1.thumb"},
+                                              {dns("example.com"), dns01("t2"), "t2.thumb"},
+                                              {dns("www.example.com"), dns01("t3"), "t3.thumb"}};
+    rig.solver->present_together(answers);
+    EXPECT_EQ(rig.publisher->add_batches, std::vector<std::size_t>{3});
+    ASSERT_EQ(rig.publisher->added.size(), 3u);
+    EXPECT_EQ(rig.publisher->added[2],
+              (Published{"www.example.com", "_acme-challenge.www.example.com",
+                         acme::base64url_encode(acme::sha256("t3.thumb"))}));
+    rig.solver->cleanup_together(answers);
+    EXPECT_EQ(rig.publisher->remove_batches, std::vector<std::size_t>{3});
+    EXPECT_EQ(rig.publisher->removed, rig.publisher->added);
+    EXPECT_TRUE(rig.notes.lines.empty());
+}
+
+// The default batch (the hook's): one by one, and a failure withdraws the
+// records already added, so that a throw leaves nothing behind.
+TEST(DnsPublisher, OneByOneBatchRollsBackOnFailure) {
+    struct Flaky : acme::DnsPublisher {
+        std::vector<std::string> added, removed;
+        void add_txt(const std::string&, const std::string& name, const std::string&) override {
+            if (added.size() == 2) throw acme::Error("hook exited with 3");
+            added.push_back(name);
+        }
+        void remove_txt(const std::string&, const std::string& name, const std::string&,
+                        std::string& error) noexcept override {
+            removed.push_back(name);
+            if (name == "b") error = "cannot remove b";
+        }
+    } flaky;
+    std::vector<acme::TxtRecord> records{{"a", "a", "1"}, {"b", "b", "2"}, {"c", "c", "3"}};
+    EXPECT_THROW(flaky.add_txts(records), acme::Error);
+    EXPECT_EQ(flaky.removed, (std::vector<std::string>{"a", "b"}));
+    flaky.removed.clear();
+    std::string error;
+    flaky.remove_txts(records, error);
+    EXPECT_EQ(flaky.removed, (std::vector<std::string>{"a", "b", "c"}));
+    EXPECT_EQ(error, "cannot remove b");
 }
 
 TEST(Dns01Solver, WaitsWithBackoffUntilEveryServerSeesIt) {
@@ -267,9 +323,11 @@ struct PersistRig {
     FakePublisher* publisher = nullptr;
     FakeLookup* lookup = nullptr;
     std::vector<std::pair<std::string, bool>> notes;
+    std::vector<std::pair<std::string, std::string>> records_needed;
     std::unique_ptr<acme::Solver> solver;
 
-    explicit PersistRig(bool with_publisher, int visible_after = 0) {
+    explicit PersistRig(bool with_publisher, int visible_after = 0,
+                        bool with_record_needed = false) {
         auto p = std::make_unique<FakePublisher>();
         auto l = std::make_unique<FakeLookup>();
         publisher = p.get();
@@ -279,6 +337,13 @@ struct PersistRig {
         env.pause = [](milliseconds) {};
         env.note = [this](const std::string& what, bool warn) { notes.emplace_back(what, warn); };
         env.account_url = [] { return std::string("https://ca.test/acct/7"); };
+        if (with_record_needed) {
+            env.record_needed = [this](const std::string& what, const std::string& name,
+                                       const std::string& value) {
+                notes.emplace_back(what, true);
+                records_needed.emplace_back(name, value);
+            };
+        }
         solver = acme::make_dns_persist01_solver(with_publisher ? std::move(p) : nullptr,
                                                  std::move(l), std::chrono::seconds(120), env);
     }
@@ -323,6 +388,19 @@ TEST(DnsPersist01Solver, WithoutPublisherTheRecordIsLoggedForTheOperator) {
         << rig.notes[0].first;
     rig.solver->wait_visible(dns("example.com"), persist(false), "");
     EXPECT_GE(rig.lookup->lookups, 2);
+}
+
+TEST(DnsPersist01Solver, TheRecordToAddGoesToTheStatusPage) {
+    PersistRig rig(false, 1, true);
+    rig.solver->present(dns("example.com"), persist(true), "");
+    ASSERT_EQ(rig.records_needed.size(), 1u);
+    EXPECT_EQ(rig.records_needed[0].first, "_validation-persist.example.com");
+    EXPECT_EQ(rig.records_needed[0].second,
+              "ca.test; accounturi=https://ca.test/acct/7; policy=wildcard");
+    // With a publisher there is nothing for the operator to add.
+    PersistRig published(true, 1, true);
+    published.solver->present(dns("example.com"), persist(true), "");
+    EXPECT_TRUE(published.records_needed.empty());
 }
 
 TEST(DnsPersist01Solver, NeedsTheIssuerDomainName) {

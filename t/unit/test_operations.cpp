@@ -120,6 +120,49 @@ TEST(StatusSink, FollowsTheEvents) {
     EXPECT_EQ(a.board.issuer("test")->state, "ready");
 }
 
+TEST(StatusSink, ListsTheDnsPersistRecordsTheOperatorMustAdd) {
+    Area a(1);
+    acme::StatusSink sink(a.board);
+    std::uint64_t epoch = a.board.epoch();
+    sink.on_event(acme::events::SolverNote{"test", "a record left behind", true, {}, {}, {}});
+    EXPECT_FALSE(a.board.issuer("test")) << "a note without a record leaves no trace";
+    const std::string plain = "ca.test; accounturi=https://ca/acct/7";
+    sink.on_event(acme::events::SolverNote{"test", "needs ...", true,
+                                           "_validation-persist.example.test", "TXT",
+                                           plain + "; policy=wildcard"});
+    // The apex of that wildcard: the wildcard form serves it, so it stays.
+    sink.on_event(acme::events::SolverNote{"test", "needs ...", true,
+                                           "_validation-persist.example.test", "TXT", plain});
+    sink.on_event(acme::events::SolverNote{"test", "needs ...", true,
+                                           "_validation-persist.other.test", "TXT", plain});
+    auto records = a.board.issuer("test")->dns_persist;
+    ASSERT_EQ(records.size(), 2u);
+    EXPECT_EQ(records[0], (acme::DnsRecord{"_validation-persist.example.test", "TXT",
+                                           plain + "; policy=wildcard"}));
+    EXPECT_EQ(records[1], (acme::DnsRecord{"_validation-persist.other.test", "TXT", plain}));
+
+    std::vector<acme::IssuerView> issuers{{"test", "https://ca/dir", a.board.issuer("test")}};
+    std::string json;
+    acme::render_status_json("0.1.0", 1500, {}, issuers, [&](std::string_view p) { json += p; });
+    acme::Json listed = acme::Json::parse(json).get("issuers").items()[0].get("dns_persist");
+    ASSERT_EQ(listed.items().size(), 2u) << json;
+    EXPECT_EQ(listed.items()[1].get_string("name"),
+              std::optional<std::string>("_validation-persist.other.test"));
+    EXPECT_EQ(listed.items()[1].get_string("type"), std::optional<std::string>("TXT"));
+    EXPECT_EQ(listed.items()[1].get_string("value"), std::optional<std::string>(plain));
+
+    // Too many for the slot: whole records only, never a cut one.
+    a.board.update_issuer(epoch, "test", [&](acme::IssuerStatus& s) {
+        s.dns_persist.assign(100, {"_validation-persist.example.test", "TXT", plain});
+    });
+    records = a.board.issuer("test")->dns_persist;
+    EXPECT_LT(records.size(), 100u);
+    EXPECT_GT(records.size(), 10u);
+    EXPECT_EQ(records.back().value, plain);
+    a.board.renew_epoch({"test"});
+    EXPECT_TRUE(a.board.issuer("test")->dns_persist.empty()) << "a new configuration forgets them";
+}
+
 TEST(StatusRender, StatesJsonAndPrometheus) {
     acme::CertificateView v{"id1", {"example.test", "www.example.test"}, "test", "ecdsa:256", {}};
     EXPECT_EQ(acme::certificate_state(v, 1500), "pending");

@@ -225,6 +225,35 @@ TEST_F(OrderRunnerTest, EveryNameIsAnsweredBeforeTheCaIsToldToLook) {
     EXPECT_EQ(acme::identifier_set(info.names), acme::identifier_set(cert_config.identifiers));
 }
 
+TEST_F(OrderRunnerTest, ASolverThatPresentsTogetherGetsTheWholeOrderAtOnce) {
+    configure({dns("example.test"), dns("www.example.test")});
+    solver->together = true;
+    attempt();
+
+    ASSERT_FALSE(sink.first<events::Failed>()) << sink.first<events::Failed>()->detail;
+    EXPECT_EQ(solver->batches, (std::vector<int>{2, -2}));
+    EXPECT_EQ(solver->waits(), 2);
+    EXPECT_TRUE(solver->live().empty());
+    ASSERT_TRUE(storage.peek(key_of(".crt")));
+}
+
+TEST_F(OrderRunnerTest, APresentTogetherFailureNamesTheOrdersNamesAndAsksNothing) {
+    configure({dns("example.test"), dns("www.example.test")});
+    solver->together = true;
+    solver->fail_present("zone refused", "www.example.test");
+    attempt();
+
+    auto failed = sink.first<events::Failed>();
+    ASSERT_TRUE(failed);
+    EXPECT_NE(failed->detail.find("cannot publish the http-01 challenge for \"example.test\", "
+                                  "\"www.example.test\": zone refused"),
+              std::string::npos)
+        << failed->detail;
+    EXPECT_EQ(ca.challenge_posts(), 0);
+    EXPECT_EQ(solver->batches, std::vector<int>{2}) << "nothing to withdraw after the throw";
+    EXPECT_TRUE(solver->live().empty());
+}
+
 TEST_F(OrderRunnerTest, ValidAuthorizationIsNotAnsweredAgain) {
     configure({dns("example.test"), dns("www.example.test")});
     ca.prevalidated = {"example.test"};
