@@ -109,7 +109,7 @@ sub status_serial {
     return $c && $c->{keys}[0] ? uc($c->{keys}[0]{serial} // '') : '';
 }
 ok $t->wait_for(sub { status_serial($nodes[0], $names[0]) eq uc $new
-            && status_serial($nodes[2], $names[0]) eq uc $new }, timeout => 5),
+            && status_serial($nodes[2], $names[0]) eq uc $new }, timeout => 10),
     'nodes 1 and 3 report the renewed certificate on their status pages'
     or diag 'node 1: ' . status_serial($nodes[0], $names[0]) . ", served $new";
 
