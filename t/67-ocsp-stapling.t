@@ -60,7 +60,8 @@ sub stapled {
     $r{status} = $1 if $out =~ /OCSP Response Status: (\w+)/;
     $r{cert_status} = $1 if $out =~ /Cert Status: (\w+)/;
     $r{serial} = (uc $1) =~ s{^0+}{}r if $out =~ /Serial Number: ([0-9A-Fa-f]+)/;
-    $r{none} = 1 if $out =~ /OCSP response: no response sent/;
+    # OpenSSL 3.6 (sid) says "OCSP responses: no responses sent".
+    $r{none} = 1 if $out =~ /OCSP responses?: no responses? sent/;
     return \%r;
 }
 
