@@ -161,12 +161,13 @@ unit: $(BUILD)/unit-tests
 # On failure, the failed scripts' logs come after prove's summary.
 FAILURE_LOG := $(BUILD)/integration-failures.log
 
-integration: $(MODULE)
+integration: $(MODULE) $(BUILD)/bench-make-store
 	@rm -f $(FAILURE_LOG)
 ifneq ($(SANITIZE),)
 	rm -rf $(SANITIZER_LOGS) && mkdir -p -m 1777 $(SANITIZER_LOGS)
 endif
 	$(SAN_NGINX_ENV) ACME_MODULE=$(MODULE) PEBBLE_DIR=$(PEBBLE_DIR) ACME_TEST_FAILURE_LOG=$(abspath $(FAILURE_LOG)) \
+	    ACME_MAKE_STORE=$(abspath $(BUILD)/bench-make-store) \
 	    $(if $(wildcard $(DEB)),ACME_DEB=$(DEB)) prove -j2 -I t/lib t/ || { cat $(FAILURE_LOG) 2>/dev/null; $(SAN_CHECK); exit 1; }
 	@$(SAN_CHECK)
 

@@ -54,12 +54,14 @@ $t->write_nginx_conf($conf =~ s/#FILES#//r);
 my $mark0 = $t->log_mark;
 my $master = $t->start_nginx;
 
-# The reload processes of this nginx: `nginx: acme reload process`.
+# The reload processes of this nginx (children of its master; another
+# test's nginx may run beside it): `nginx: acme reload process`.
 sub reload_processes {
     my @p;
-    open my $ps, '-|', 'ps', '-e', '-o', 'pid=,user=,args=' or return;
+    open my $ps, '-|', 'ps', '-e', '-o', 'pid=,ppid=,user=,args=' or return;
     while (<$ps>) {
-        push @p, { pid => $1, user => $2 } if /^\s*(\d+)\s+(\S+)\s+nginx: acme reload process/;
+        push @p, { pid => $1, user => $3 }
+            if /^\s*(\d+)\s+(\d+)\s+(\S+)\s+nginx: acme reload process/ && $2 == $master;
     }
     return grep { kill 0, $_->{pid} } @p;
 }
@@ -165,7 +167,7 @@ ok $t->wait_for(sub { !kill 0, $rp }, timeout => 10), 'the reload process ends w
 # master_process off: no reload process.
 $t->write_nginx_conf($conf =~ s/#FILES#//r, master_process => 0);
 $mark = $t->log_mark;
-$t->start_nginx;
+$master = $t->start_nginx;    # the one nginx process: no child of it reloads
 ok $t->wait_log(qr/acme_reload is ignored with "master_process off"/, 10, $mark),
     'master_process off: acme_reload is ignored, with a notice';
 is scalar(reload_processes()), 0, 'and no reload process';
