@@ -90,7 +90,8 @@ ifneq ($(DISTRO),)
 # scripts/distro.sh (debootstrap, kept in .deps/distro/$(DISTRO)), with that
 # distribution's nginx, nginx-dev, g++ and OpenSSL; the checkout is /src
 # there, and the build goes to build/$(DISTRO).
-IN_TREE     := bash scripts/distro.sh $(DISTRO) run make BUILD=/src/build/$(DISTRO) JOBS=$(JOBS)
+IN_TREE     := bash scripts/distro.sh $(DISTRO) run make BUILD=/src/build/$(DISTRO) JOBS=$(JOBS) \
+               $(if $(TESTS),TESTS="$(TESTS)")
 
 all deb unit integration check:
 	$(IN_TREE) $@
@@ -158,8 +159,11 @@ $(BUILD)/unit-tests: $(UNIT_OBJS)
 unit: $(BUILD)/unit-tests
 	$(SAN_UNIT_ENV) $(BUILD)/unit-tests
 
-# On failure, the failed scripts' logs come after prove's summary.
+# On failure, the failed scripts' logs come after prove's summary, and
+# then one line per failed script (what a CI log's tail shows).
 FAILURE_LOG := $(BUILD)/integration-failures.log
+# The integration test scripts (TESTS="t/10-first-light.t t/40-tls-alpn.t").
+TESTS       ?= t/
 
 integration: $(MODULE) $(BUILD)/bench-make-store
 	@rm -f $(FAILURE_LOG)
@@ -168,7 +172,9 @@ ifneq ($(SANITIZE),)
 endif
 	$(SAN_NGINX_ENV) ACME_MODULE=$(MODULE) PEBBLE_DIR=$(PEBBLE_DIR) ACME_TEST_FAILURE_LOG=$(abspath $(FAILURE_LOG)) \
 	    ACME_MAKE_STORE=$(abspath $(BUILD)/bench-make-store) \
-	    $(if $(wildcard $(DEB)),ACME_DEB=$(DEB)) prove -j2 -I t/lib t/ || { cat $(FAILURE_LOG) 2>/dev/null; $(SAN_CHECK); exit 1; }
+	    $(if $(wildcard $(DEB)),ACME_DEB=$(DEB)) prove -j2 -I t/lib $(TESTS) || { \
+	    cat $(FAILURE_LOG) 2>/dev/null; echo "=== failed test scripts"; grep '^=== t/' $(FAILURE_LOG) 2>/dev/null; \
+	    $(SAN_CHECK); exit 1; }
 	@$(SAN_CHECK)
 
 test: deps

@@ -753,11 +753,16 @@ END {
 sub _diag_logs {
     my ($self) = @_;
     my $report = '';
-    for my $f (qw(error.log nginx.out pebble.log challtestsrv.log)) {
+    # error.log last, its clients' comings and goings left out: the
+    # engine's lines and nginx's warnings are what explain a failure.
+    for my $f (qw(challtestsrv.log pebble.log nginx.out error.log)) {
         my $path = "$self->{dir}/$f";
         next unless -s $path;
         my @lines = split /\n/, _slurp($path);
-        my $n = @lines > 40 ? 40 : scalar @lines;
+        @lines = grep { !/\[info\] .*client (?:closed connection|timed out|sent)|SSL_do_handshake\(\) failed/ } @lines
+            if $f eq 'error.log';
+        my $max = $f eq 'error.log' ? 40 : 20;
+        my $n = @lines > $max ? $max : scalar @lines;
         my $text = "--- $0: last $n lines of $f ---\n" . join("\n", @lines[-$n .. -1]);
         Test::More::diag($text);
         $report .= "$text\n" unless $f eq 'challtestsrv.log';
