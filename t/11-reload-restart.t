@@ -31,7 +31,7 @@ my $root = $t->pebble_root;
 sub served { $t->tls_get(name => 'reload.test', port => $https, ca => $root) }
 
 my $first = $t->wait_for(sub { my $r = served(); $r->{verified} ? $r : undef }, timeout => 30);
-ok $first, 'certificate issued' or BAIL_OUT('no certificate: ' . $t->error_log);
+ok $first, 'certificate issued' or die('no certificate: ' . $t->error_log);
 is $t->pebble_orders, 1, 'one order';
 
 # Reload: new workers, new helper; the master reads the store again.

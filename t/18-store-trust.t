@@ -36,7 +36,7 @@ sub issued_after {
 }
 
 my $first = $t->wait_for(sub { my $r = served(); $r->{verified} ? $r : undef }, timeout => 30);
-ok $first, 'certificate issued' or BAIL_OUT('no certificate: ' . $t->error_log);
+ok $first, 'certificate issued' or die('no certificate: ' . $t->error_log);
 my ($key) = glob($t->dir . '/acme/trust.test-*.key');
 ok $key && -f $key, 'the key is stored';
 

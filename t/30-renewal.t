@@ -39,7 +39,7 @@ my $first = $t->wait_for(sub {
     my $r = $t->tls_get(name => 'renew.test', port => $https, ca => $root);
     $r->{verified} ? $r : undef
 }, timeout => 30);
-ok $first, 'first certificate served' or BAIL_OUT('no certificate');
+ok $first, 'first certificate served' or die('no certificate');
 my $life = $first->{not_after} - $first->{not_before};
 cmp_ok abs($life - $lifetime), '<=', 1, "certificate lives $lifetime s";
 my @workers = sort $t->worker_pids;
@@ -68,7 +68,7 @@ while (time < $deadline) {
     }
     select undef, undef, undef, 0.05;
 }
-ok $renewed, "serial changed by itself ($handshakes handshakes)" or BAIL_OUT('not renewed');
+ok $renewed, "serial changed by itself ($handshakes handshakes)" or die('not renewed');
 is $failed, 0, 'no failed handshake or request while renewing';
 cmp_ok $seen_at, '<', $first->{not_after}, 'new certificate served before the old one expired';
 cmp_ok $seen_at, '>=', $meta->{renewal_at}, 'not before the planned renewal time';

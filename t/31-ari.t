@@ -39,7 +39,7 @@ my $first = $t->wait_for(sub {
     my $r = $t->tls_get(name => 'ari.test', ca => $root);
     $r->{verified} ? $r : undef
 }, timeout => 30);
-ok $first, 'first certificate served' or BAIL_OUT('no certificate');
+ok $first, 'first certificate served' or die('no certificate');
 my $old_id = AcmeTest::ari_cert_id($first->{cert_pem});
 my $state = $t->dir . '/acme';
 my ($crt) = glob("$state/ari.test-*.crt");
@@ -64,7 +64,7 @@ my $renewed = $t->wait_for(sub {
     $r->{verified} && $r->{serial} ne $first->{serial} ? $r : undef
 }, timeout => 30, interval => 0.05);
 my $served = time;
-ok $renewed, 'certificate replaced after the window moved' or BAIL_OUT('not replaced');
+ok $renewed, 'certificate replaced after the window moved' or die('not replaced');
 my $took = $served - $changed;
 diag sprintf 'ARI window change to new certificate served: %.1f s', $took;
 cmp_ok $took, '<', 20, 'replaced within two ARI checks';

@@ -38,7 +38,7 @@ my $first = $t->wait_for(sub {
     my $r = $t->tls_get(name => 'outage.test', ca => $root);
     $r->{verified} ? $r : undef
 }, timeout => 30);
-ok $first, 'certificate issued' or BAIL_OUT('no certificate');
+ok $first, 'certificate issued' or die('no certificate');
 # Only the ratio rule, not Pebble's +-24 h ARI window, decides here.
 $t->set_renewal_window($first->{cert_pem}, $first->{not_after} + 86400,
     $first->{not_after} + 2 * 86400);

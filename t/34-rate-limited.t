@@ -41,7 +41,7 @@ EOF2
 $t->start_nginx;
 
 my $line = $t->wait_log(qr/acme: certificate "limited\.test" from "stub" failed: /, 30);
-ok $line, 'the order failed' or BAIL_OUT('no failure logged');
+ok $line, 'the order failed' or die('no failure logged');
 like $line, qr/failed: urn:ietf:params:acme:error:rateLimited: too many new orders recently, next attempt at /,
     'the CA\'s problem is logged';
 

@@ -40,7 +40,7 @@ my $first = $t->wait_for(sub {
     my $r = $t->tls_get(name => 'swap.test', ca => $root);
     $r->{verified} ? $r : undef
 }, timeout => 30);
-ok $first, 'first certificate served' or BAIL_OUT('no certificate');
+ok $first, 'first certificate served' or die('no certificate');
 # Renewal at the ratio rule's time, known in advance from the .json file.
 $t->set_renewal_window($first->{cert_pem}, $first->{not_after} + 86400,
     $first->{not_after} + 2 * 86400);
@@ -79,7 +79,7 @@ my ($requests) = $wrk_out =~ /(\d+) requests in/;
 ok $requests, "wrk completed $requests requests, each a new TLS connection";
 unlike $wrk_out, qr/Socket errors/, 'no connect, read, write or timeout errors';
 unlike $wrk_out, qr/Non-2xx/, 'no failed responses';
-ok $renewed, 'the certificate was renewed during the load' or BAIL_OUT('no renewal');
+ok $renewed, 'the certificate was renewed during the load' or die('no renewal');
 is $failed, 0, 'no failed verified handshake either';
 is_deeply [sort $t->worker_pids], \@workers, 'same worker processes';
 my $delay = $seen_at - $written;

@@ -46,14 +46,14 @@ sub served {
 # The first certificate, then each renewal; a certificate of seconds is
 # always due by Pebble's ARI window, so renewals come one after another.
 my $first = $t->wait_for(\&served, timeout => 30);
-ok $first, 'certificate issued and served' or BAIL_OUT('no certificate');
+ok $first, 'certificate issued and served' or die('no certificate');
 
 sub next_serial {
     my ($after, $what) = @_;
     my %old = map { $_ => 1 } @$after;
     my $r = $t->wait_for(sub { my $r = served(); $r && !$old{ $r->{serial} } ? $r : undef },
         timeout => $lifetime + 10);
-    ok $r, "$what: a renewed certificate is served" or BAIL_OUT('not renewed');
+    ok $r, "$what: a renewed certificate is served" or die('not renewed');
     return $r;
 }
 

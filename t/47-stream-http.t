@@ -76,7 +76,7 @@ ok $t->wait_for(sub {
     }
     keys %got == ($named ? 4 : 3)
 }, timeout => 60), 'all listeners serve a certificate that verifies against the CA root'
-    or BAIL_OUT('not issued: ' . $t->error_log);
+    or die('not issued: ' . $t->error_log);
 
 is $got{web}{serial}, $got{https}{serial},
     'the http and the stream server for shared.test serve the same certificate';

@@ -46,7 +46,7 @@ my $first = $t->wait_for(sub {
     my $r = $t->tls_get(name => 'swap.test', ca => $root, request => '/');
     $r->{verified} ? $r : undef
 }, timeout => 60);
-ok $first, 'first certificate served' or BAIL_OUT('no certificate: ' . $t->error_log);
+ok $first, 'first certificate served' or die('no certificate: ' . $t->error_log);
 # Renewal at the ratio rule's time, known in advance from the .json file.
 $t->set_renewal_window($first->{cert_pem}, $first->{not_after} + 86400,
     $first->{not_after} + 2 * 86400);
@@ -85,7 +85,7 @@ my ($requests) = $wrk_out =~ /(\d+) requests in/;
 ok $requests, "wrk completed $requests requests through the stream server, each a new TLS connection";
 unlike $wrk_out, qr/Socket errors/, 'no connect, read, write or timeout errors';
 unlike $wrk_out, qr/Non-2xx/, 'no failed responses';
-ok $renewed, 'the certificate was renewed during the load' or BAIL_OUT('no renewal');
+ok $renewed, 'the certificate was renewed during the load' or die('no renewal');
 is $failed, 0, "no failed verified request of $probes either";
 is "@{ $renewed->{sans} }", 'swap.test', 'the renewed certificate has the name';
 is_deeply [sort $t->worker_pids], \@workers, 'same worker processes (no reload)';

@@ -65,7 +65,7 @@ my $got = $t->wait_for(sub {
     $r->{verified} ? $r : undef
 }, timeout => 60);
 ok $got, 'a certificate verified against the CA root, through the ssl_preread front'
-    or BAIL_OUT('no certificate: ' . $t->error_log);
+    or die('no certificate: ' . $t->error_log);
 is "@{ $got->{sans} }", 'stream.test', 'for the name acme_certificate gives';
 like $got->{issuer_cn}, qr/Pebble Intermediate/i, 'issued by Pebble';
 is $got->{key_type}, 'ec', 'ECDSA key, the default';

@@ -62,7 +62,7 @@ my $s = $t->wait_for(sub {
     my $c = cert_of($s, 'example.test');
     $c && $c->{state} eq 'valid' && $c->{keys}[0]{serial} ? $s : undef
 }, timeout => 60);
-ok $s, 'status shows the issued certificate as valid' or BAIL_OUT('no status');
+ok $s, 'status shows the issued certificate as valid' or die('no status');
 my $r = $t->http_get('/status', host => 'status.test');
 like $r->{headers}{'content-type'}, qr{^application/json}, 'served as application/json';
 is $s->{version}, '0.1.0', 'module version';

@@ -65,7 +65,7 @@ my $r = $t->wait_for(sub {
         samples($r->{content} // '');
     @ready == 2 ? $r : undef
 }, timeout => 60);
-ok $r, 'both keys of example.test ready' or BAIL_OUT('no metrics');
+ok $r, 'both keys of example.test ready' or die('no metrics');
 like $r->{headers}{'content-type'}, qr{^text/plain; version=0\.0\.4}, 'Prometheus content type';
 
 my $accept = metrics(Accept => 'text/plain; version=0.0.4');

@@ -103,7 +103,7 @@ ok $renewing, '"renewing" called';
 is $renewing->{args}, 'first second arg renewing ' . $renewing->{ACME_CERTIFICATE},
     'called as PATH ARG... <event> <certificate>';
 my $issued = ($t->wait_for(sub { my @c = calls('issued', 'ok.test'); @c ? \@c : undef }, timeout => 10) // [])->[0];
-ok $issued, '"issued" called' or BAIL_OUT('no issued event');
+ok $issued, '"issued" called' or die('no issued event');
 is $issued->{ACME_EVENT}, 'issued', 'ACME_EVENT';
 like $issued->{ACME_CERTIFICATE}, qr/^ok\.test-[0-9a-f]{8}$/, 'ACME_CERTIFICATE: the id';
 is $issued->{ACME_NAMES}, 'ok.test www.ok.test', 'ACME_NAMES space-separated';

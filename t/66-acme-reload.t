@@ -78,7 +78,7 @@ my $first = $t->wait_for(sub {
     my $r = $t->tls_get(name => 'reload.test', ca => $root);
     $r->{verified} ? $r : undef
 }, timeout => 60);
-ok $first, 'first certificate served' or BAIL_OUT('no certificate');
+ok $first, 'first certificate served' or die('no certificate');
 
 # The first issuance is followed by one reload, asked by the helper and
 # sent by the reload process.
@@ -131,7 +131,7 @@ my $swapped = $t->wait_for(sub {
     my $r = $t->tls_get(name => 'reload.test', ca => $root);
     $r->{verified} && $r->{serial} ne $first->{serial} ? $r : undef
 }, timeout => 60);
-ok $swapped, 'renewed certificate hot-swapped' or BAIL_OUT('no renewal');
+ok $swapped, 'renewed certificate hot-swapped' or die('no renewal');
 $line = $t->wait_log(qr/reconfiguring/, 30, $mark);
 like $line, qr/signal 1 \(SIGHUP\) received from $rp, reconfiguring/, 'the renewal made a reload';
 my $after = $t->wait_for(sub {

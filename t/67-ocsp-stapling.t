@@ -75,7 +75,7 @@ sub served {
 }
 
 my $first = served('stapled.test', $t->port('https'));
-ok $first, 'the CA certificate is served' or BAIL_OUT('no certificate');
+ok $first, 'the CA certificate is served' or die('no certificate');
 my $plain = served('plain.test', $t->port('plain'));
 ok $plain, 'the server without stapling is served too';
 
@@ -109,7 +109,7 @@ my $second = $t->wait_for(sub {
     $r->{serial} =~ s{^0+}{} if $r->{serial};
     $r->{verified} && $r->{serial} ne $first->{serial} ? $r : undef
 }, timeout => 90);
-ok $second, 'the renewed certificate is served' or BAIL_OUT('no renewal');
+ok $second, 'the renewed certificate is served' or die('no renewal');
 my $old = stapled('stapled.test', $t->port('https'));
 ok !$old->{serial} || $old->{serial} eq $second->{serial},
     'the old response is not stapled to the new certificate';

@@ -118,7 +118,7 @@ END { restore() }
 # --- install
 my ($rc, $out) = apt('install', $deb, $sdeb);
 $installed = 1;
-is $rc, 0, "apt-get install $deb $sdeb" or BAIL_OUT($out);
+is $rc, 0, "apt-get install $deb $sdeb" or die($out);
 like dpkg_status($PKG), qr/install ok installed/, 'package installed';
 like dpkg_status($SPKG), qr/install ok installed/, 'stream package installed';
 
@@ -158,11 +158,11 @@ is @st && sprintf('%04o', $st[2] & 07777), '0700', "$STATE has mode 0700";
 
 # --- Debian's stock layout with one site file
 $t->start_pebble(env => { PEBBLE_WFE_NONCEREJECT => 0 });
-rename $SITES, $SAVED or BAIL_OUT("cannot move $SITES aside: $!");
+rename $SITES, $SAVED or die("cannot move $SITES aside: $!");
 $moved = 1;
-mkdir $SITES or BAIL_OUT("mkdir $SITES: $!");
+mkdir $SITES or die("mkdir $SITES: $!");
 my $site = "$SITES/acme-test";
-open my $fh, '>', $site or BAIL_OUT("$site: $!");
+open my $fh, '>', $site or die("$site: $!");
 printf {$fh} <<'EOF', $t->acme_uri, $t->pebble_ca_file, $t->port('http'), $t->port('https');
 acme_issuer pebble {
     uri %s;

@@ -28,7 +28,7 @@ my $first = $f->first;
 my $mark = $t->log_mark;
 $t->set_ca_fault(500, method => 'POST', detail => 'the CA is on fire');
 my $f1 = $f->wait_failure($mark);
-ok $f1, 'a failed attempt is logged' or BAIL_OUT('no failure');
+ok $f1, 'a failed attempt is logged' or die('no failure');
 like $f1, qr/failed: urn:ietf:params:acme:error:serverInternal: .*the CA is on fire, next attempt at /,
     'with the CA\'s problem type and detail';
 my $next1 = AcmeTest::next_attempt_time($f1);
@@ -89,7 +89,7 @@ is $f->check->{serial}, $first->{serial}, 'the current certificate is still serv
 $mark = $t->log_mark;
 $t->set_ca_fault('pass');
 my $renewed = $f->wait_renewed;
-ok $renewed, 'renewed once the CA recovered' or BAIL_OUT('not renewed');
+ok $renewed, 'renewed once the CA recovered' or die('not renewed');
 cmp_ok $renewed->{not_after}, '>', $first->{not_after}, 'a new certificate';
 like $t->error_log($mark), qr/acme: resuming order "[^"]+" for certificate "faults\.test" \(valid\)/,
     'from the saved order';

@@ -29,7 +29,7 @@ sub backoff_ok {
 my $mark = $t->log_mark;
 $t->set_ca_fault('close');
 my $f1 = $f->wait_failure($mark);
-ok $f1, 'closed connections fail the attempt' or BAIL_OUT('no failure');
+ok $f1, 'closed connections fail the attempt' or die('no failure');
 # libcurl words it by its TLS library: OpenSSL 3.0 (bookworm) gives curl's
 # own "Empty reply", 3.5 (trixie, sid) an unexpected EOF.
 like $f1, qr/failed: .*(?:Empty reply from server|unexpected eof while reading)/,
@@ -72,7 +72,7 @@ is $orders, 2, 'one renewal order so far';
 #    completes.
 $mark = $t->log_mark;
 $t->set_ca_fault('slow', rate => 1000);
-ok $f->wait_renewed(timeout => 40), 'renewed through the slow CA' or BAIL_OUT('not renewed');
+ok $f->wait_renewed(timeout => 40), 'renewed through the slow CA' or die('not renewed');
 my $log = $t->error_log($mark);
 like $log, qr/acme: resuming order "[^"]+" for certificate "conn\.test" \(ready\)/, 'from the saved order';
 my ($took) = $log =~ /acme: certificate "conn\.test" issued by "pebble", .*\(order took ([\d.]+) s\)/;

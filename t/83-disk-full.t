@@ -40,7 +40,7 @@ my $mark = $t->log_mark;
 my $filler = $t->fill_fs($state);
 is $t->fs_free_blocks($state), 0, 'the disk is full';
 my $f1 = $f->wait_failure($mark);
-ok $f1, 'the attempt fails' or BAIL_OUT('no failure');
+ok $f1, 'the attempt fails' or die('no failure');
 like $f1, qr/failed: \w+\(\) "\Q$base\E\.order\.json\.tmp\.\d+\.\d+" failed: No space left on device/,
     'the error names the file and the cause';
 like $t->error_log($mark), qr/\[error\].*acme: \w+\(\) "\Q$base\E\.json\.tmp\.\d+\.\d+" failed: No space left on device/,
@@ -74,7 +74,7 @@ $mark = $t->log_mark;
 my $orders = $t->pebble_orders;
 unlink $filler;
 my $renewed = $f->wait_renewed(timeout => 40);
-ok $renewed, 'renewed once there is space' or BAIL_OUT('not renewed');
+ok $renewed, 'renewed once there is space' or die('not renewed');
 like $t->error_log($mark), qr/acme: certificate "disk\.test" issued by "pebble"/, 'issuance logged';
 cmp_ok $t->pebble_orders - $orders, '<=', 1, 'at most one more order';
 my $rec = $t->cert_record('disk.test', state => $state);

@@ -34,7 +34,7 @@ my $mark = $t->log_mark;
 my $requests = () = $t->ca_proxy_requests;
 $t->set_read_only($state, 1);
 my $f1 = $f->wait_line(qr/acme: certificate "ro\.test": .*, next attempt at /, $mark);
-ok $f1, 'the renewal fails' or BAIL_OUT('no failure');
+ok $f1, 'the renewal fails' or die('no failure');
 like $f1, qr/open\(\) "\Q$state\E\/\.lock" failed: Read-only file system/, 'naming the file and the cause';
 my $delay = $f->next_attempt_in($f1);
 ok $delay >= 8 && $delay <= 12, "next attempt after the capped backoff ($delay s)";
@@ -62,7 +62,7 @@ is sha256_hex(AcmeTest::_slurp("$base.json")), $stored{json}, 'the record is the
 $mark = $t->log_mark;
 $t->set_ca_fault('pass');
 $t->set_read_only($state, 0);
-ok $f->wait_renewed, 'renewed once the directory is writable' or BAIL_OUT('not renewed');
+ok $f->wait_renewed, 'renewed once the directory is writable' or die('not renewed');
 like $t->error_log($mark), qr/acme: certificate "ro\.test" issued by "pebble"/, 'issuance logged';
 is $t->pebble_orders, 3, 'one order more: the one answered after the directory became read-only';
 my $rec = $t->cert_record('ro.test', state => $state);

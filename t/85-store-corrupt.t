@@ -49,7 +49,7 @@ ok $t->wait_for(sub {
         $first{$n} = $r if $r->{verified};
     }
     keys %first == @names
-}, timeout => 60), 'four certificates issued' or BAIL_OUT('not issued');
+}, timeout => 60), 'four certificates issued' or die('not issued');
 for my $n (@names) {
     # Pebble's ARI window would make these due at once.
     $t->set_renewal_window($first{$n}{cert_pem}, $first{$n}{not_after} + 86400,

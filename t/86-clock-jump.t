@@ -30,7 +30,7 @@ $t->set_fake_time($jump);
 # The scheduler sleeps until its next check (the first look at ARI, a
 # tenth of the lifetime after issuance); under libfaketime it wakes then.
 my $renewed = $f->wait_renewed(interval => 0.2);
-ok $renewed, 'renewed after the jump' or BAIL_OUT('not renewed');
+ok $renewed, 'renewed after the jump' or die('not renewed');
 $f->far_ari($renewed);
 my ($issued) = $t->error_log($mark) =~ /^(.*acme: certificate "clock\.test" issued by "pebble".*, valid until .*)$/m;
 ok $issued, 'issuance logged' and note $issued;

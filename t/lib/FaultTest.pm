@@ -32,7 +32,7 @@ Pebble) and one server for C<name>, with C<nginx_env> in its environment
 and C<conf_head> at main level; with C<< faketime => 1 >> under libfaketime
 (C<faketime_env> with offset 0, C<faketime_conf>; C<< $f->t->set_fake_time >>
 moves the clock). It waits for the first certificate (a
-test failure and BAIL_OUT otherwise) and moves Pebble's ARI window for it
+test failure and dies otherwise) and moves Pebble's ARI window for it
 a day past its expiry, so that the ratio rule alone decides. C<timeout>
 and C<log_level> go to C<< AcmeTest->new >>.
 
@@ -100,7 +100,7 @@ EOF
         my $r = $t->tls_get(name => $self->{name}, ca => $self->{root});
         $r->{verified} ? $r : undef
     }, timeout => 30);
-    ok $first, "certificate for $o{name} issued" or BAIL_OUT('no certificate');
+    ok $first, "certificate for $o{name} issued" or die('no certificate');
     $self->{first} = $first;
     $self->{good}{ $first->{serial} } = 1;
     $self->far_ari($first);
