@@ -267,15 +267,18 @@ for my $rep (1 .. $REPS) {
 }
 
 # Renewals change the store: they come after the comparisons.
-progress('managed: start for renewals and the idle helper ...');
-$t->start_nginx(timeout => $WAIT);
-if (defined wait_served($t, \@sample, time)) {
-    renewals($t);
-    idle($t);
-} else {
-    fail('managed: sample not served for renewals');
+# BENCH_RENEWALS=0 and BENCH_IDLE=0 skip them (the comparison alone).
+if ($RENEWALS > 0 || $IDLE > 0) {
+    progress('managed: start for renewals and the idle helper ...');
+    $t->start_nginx(timeout => $WAIT);
+    if (defined wait_served($t, \@sample, time)) {
+        renewals($t) if $RENEWALS > 0;
+        idle($t) if $IDLE > 0;
+    } else {
+        fail('managed: sample not served for renewals');
+    }
+    $t->stop_nginx;
 }
-$t->stop_nginx;
 
 sub renewals {
     my ($x) = @_;

@@ -125,8 +125,12 @@ struct ngx_http_acme_main_conf_t {
     u_char *zone_file;  // where acme_shared_zone is, for the size check
     ngx_uint_t zone_line;
     ngx_array_t resolvers;  // ngx_str_t "ip:port" from the http block's resolver
-    ngx_str_t fallback_cert[NGX_HTTP_ACME_KEY_TYPES];  // "data:" PEM, made on demand
+    // The fallback of each key type (ngx_http_acme_fallback.cpp), made on
+    // demand: "data:" PEM for $acme_certificate, and parsed for the contexts.
+    ngx_str_t fallback_cert[NGX_HTTP_ACME_KEY_TYPES];
     ngx_str_t fallback_key[NGX_HTTP_ACME_KEY_TYPES];
+    X509 *fallback_x509[NGX_HTTP_ACME_KEY_TYPES];
+    EVP_PKEY *fallback_pkey[NGX_HTTP_ACME_KEY_TYPES];
     ngx_http_acme_tls_alpn_t *tls_alpn;  // made with the first TLS server
     // Whether $acme_certificate / $acme_certificate_key are used anywhere:
     // only then does each process keep a PEM copy of what it serves.
@@ -184,10 +188,22 @@ ngx_int_t ngx_http_acme_identifiers_from_names(ngx_conf_t *cf, ngx_http_acme_mai
                                                ngx_uint_t n);
 void ngx_http_acme_warn_shared_certificates(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf);
 
-// ngx_http_acme_ssl.cpp
+// ngx_http_acme_fallback.cpp
+ngx_int_t ngx_http_acme_add_fallback_variables(ngx_conf_t *cf);
+// Pushes "$acme_fallback_certificate" into the server's ssl_certificate
+// list (and the key's), making the fallback of that key type if needed.
 char *ngx_http_acme_add_fallback(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
                                  acme::KeyType type, ngx_array_t **certificates,
                                  ngx_array_t **keys);
+bool ngx_http_acme_install_fallback(const ngx_http_acme_main_conf_t *amcf, acme::KeyType type,
+                                    SSL_CTX *ctx);
+// At merge, after nginx's ssl module made the context with a certificate
+// callback (http or stream: values are their complex values).
+ngx_int_t ngx_http_acme_take_over(ngx_conf_t *cf, ngx_ssl_t *ssl, ngx_array_t *certificates,
+                                  ngx_array_t *keys, ngx_array_t **values,
+                                  ngx_array_t **key_values, ngx_array_t *passwords);
+
+// ngx_http_acme_ssl.cpp
 ngx_int_t ngx_http_acme_serve(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
                               ngx_http_acme_cert_t *cert, ngx_str_t *state_path, SSL_CTX *ctx);
 ngx_int_t ngx_http_acme_session_context(ngx_conf_t *cf, ngx_http_acme_srv_conf_t *ascf,
@@ -211,8 +227,6 @@ void ngx_http_acme_ocsp_refresh(const ngx_http_acme_served_t *served, ngx_log_t 
 ngx_int_t ngx_http_acme_add_variables(ngx_conf_t *cf);
 // Postconfiguration: drops the PEM copies of unused variables.
 void ngx_http_acme_drop_unused_pem(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf);
-ngx_int_t ngx_http_acme_take_over_certificates(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
-                                               ngx_http_ssl_srv_conf_t *sscf);
 
 // ngx_http_acme_zone.cpp
 char *ngx_http_acme_shared_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);

@@ -75,6 +75,17 @@ ngx_int_t stream_serve_certificates(ngx_conf_t *cf, ngx_http_acme_main_conf_t *a
     }
 }
 
+ngx_int_t stream_take_over(ngx_conf_t *cf, ngx_ssl_t *ssl, ngx_array_t *certificates,
+                           ngx_array_t *keys, ngx_array_t **values, ngx_array_t **key_values,
+                           ngx_array_t *passwords) {
+    try {
+        return ngx_http_acme_take_over(cf, ssl, certificates, keys, values, key_values, passwords);
+    } catch (const std::exception &e) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "acme: %s", e.what());
+        return NGX_ERROR;
+    }
+}
+
 ngx_int_t stream_session_id(ngx_conf_t *cf, const char *protocol, ngx_array_t *certs,
                             ngx_str_t *id) {
     try {
@@ -111,6 +122,7 @@ const ngx_http_acme_api_t ngx_http_acme_api = {
     ngx_http_acme_event_command,
     ngx_http_acme_warn_window,
     ngx_http_acme_add_certificate,
+    stream_take_over,
     ngx_http_acme_identifiers_from_names,
     stream_serve_certificates,
     stream_session_id,

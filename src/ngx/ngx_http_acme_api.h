@@ -7,6 +7,12 @@
 
 #include "ngx/ngx_http_acme.h"
 
+// The variables acme_certificate puts in a server's ssl_certificate and
+// ssl_certificate_key (ngx_http_acme_fallback.cpp); the stream module
+// defines them in stream too.
+#define NGX_HTTP_ACME_FALLBACK_CERTIFICATE "acme_fallback_certificate"
+#define NGX_HTTP_ACME_FALLBACK_KEY "acme_fallback_certificate_key"
+
 struct ngx_http_acme_api_t {
     // Both modules come from one build: the stream module refuses a table
     // from another version or of another size.
@@ -32,6 +38,12 @@ struct ngx_http_acme_api_t {
     // ssl_certificate / ssl_certificate_key arrays.
     char *(*certificate)(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf, ngx_array_t **certs,
                          ngx_array_t **certificates, ngx_array_t **certificate_keys);
+    // At merge, right after nginx's stream ssl module: the certificate
+    // callback nginx set for the fallback's variable goes, the static
+    // certificates are loaded (ngx_http_acme_take_over).
+    ngx_int_t (*take_over)(ngx_conf_t *cf, ngx_ssl_t *ssl, ngx_array_t *certificates,
+                           ngx_array_t *keys, ngx_array_t **values, ngx_array_t **key_values,
+                           ngx_array_t *passwords);
     // At merge, for acme_certificate without identifiers (nginx 1.25.5+).
     ngx_int_t (*identifiers_from_names)(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
                                         ngx_http_acme_cert_t *cert,

@@ -213,8 +213,8 @@ char *certificate(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf, ngx_array_t *
 
         // nginx's ssl module creates the server's SSL context, and passes
         // its "no ssl_certificate" check, only for servers with
-        // certificates: give it an in-memory fallback now; merge puts the
-        // stored one in its place.
+        // certificates: give it one that it does not parse; merge installs
+        // the stored one, or the fallback (ngx_http_acme_fallback.cpp).
         if (ngx_http_acme_add_fallback(cf, amcf, type, certificates, keys) != NGX_CONF_OK) {
             return NGX_HTTP_ACME_CONF_ERROR;
         }
@@ -352,10 +352,13 @@ char *ngx_http_acme_merge_certificates(ngx_conf_t *cf, ngx_http_acme_srv_conf_t 
     auto *sscf = static_cast<ngx_http_ssl_srv_conf_t *>(
         ngx_http_conf_get_module_srv_conf(cf, ngx_http_ssl_module));
 
-    // `ssl_certificate $acme_certificate` (nginx-acme's way): serve from
-    // the SSL context like any other acme server, not per handshake.
+    // nginx compiled "$acme_fallback_certificate" (and any
+    // `ssl_certificate $acme_certificate`) for every handshake: serve from
+    // the SSL context instead (ngx_http_acme_fallback.cpp).
     if (sscf->ssl.ctx != nullptr && sscf->certificate_values != nullptr &&
-        ngx_http_acme_take_over_certificates(cf, amcf, sscf) != NGX_OK) {
+        ngx_http_acme_take_over(cf, &sscf->ssl, sscf->certificates, sscf->certificate_keys,
+                                &sscf->certificate_values, &sscf->certificate_key_values,
+                                sscf->passwords) != NGX_OK) {
         return NGX_HTTP_ACME_CONF_ERROR;
     }
 

@@ -1,5 +1,4 @@
-// Certificates in nginx's SSL contexts: the in-memory fallback, the stored
-// certificate installed at configuration time, and the hot swap in each
+// Certificates in nginx's SSL contexts: the stored certificate installed at configuration time, and the hot swap in each
 // worker when the engine has stored a new one.
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
@@ -356,48 +355,6 @@ ngx_str_t ngx_http_acme_pstrdup(ngx_pool_t *pool, const std::string &s) {
     return out;
 }
 
-char *ngx_http_acme_add_fallback(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
-                                 acme::KeyType type, ngx_array_t **certificates,
-                                 ngx_array_t **keys) {
-    auto index = static_cast<size_t>(type);
-    if (amcf->fallback_cert[index].len == 0) {
-        try {
-            auto key = acme::PrivateKey::generate(type);
-            std::string crt = "data:" + acme::make_self_signed(key, {}, 30);
-            std::string pem = "data:" + key.to_pem();
-            amcf->fallback_cert[index] = {crt.size(),
-                                          static_cast<u_char *>(ngx_pnalloc(cf->pool, crt.size()))};
-            amcf->fallback_key[index] = {pem.size(),
-                                         static_cast<u_char *>(ngx_pnalloc(cf->pool, pem.size()))};
-            if (!amcf->fallback_cert[index].data || !amcf->fallback_key[index].data) {
-                return NGX_HTTP_ACME_CONF_ERROR;
-            }
-            ngx_memcpy(amcf->fallback_cert[index].data, crt.data(), crt.size());
-            ngx_memcpy(amcf->fallback_key[index].data, pem.data(), pem.size());
-        } catch (const std::exception &e) {
-            return ngx_http_acme_conf_error(cf, 0, "cannot make a fallback certificate: %s",
-                                            e.what());
-        }
-    }
-
-    for (ngx_array_t **arr : {certificates, keys}) {
-        if (*arr == NGX_CONF_UNSET_PTR || *arr == nullptr) {
-            *arr = ngx_array_create(cf->pool, 1, sizeof(ngx_str_t));
-            if (*arr == nullptr) {
-                return NGX_HTTP_ACME_CONF_ERROR;
-            }
-        }
-    }
-    auto *c = static_cast<ngx_str_t *>(ngx_array_push(*certificates));
-    auto *k = static_cast<ngx_str_t *>(ngx_array_push(*keys));
-    if (c == nullptr || k == nullptr) {
-        return NGX_HTTP_ACME_CONF_ERROR;
-    }
-    *c = amcf->fallback_cert[index];
-    *k = amcf->fallback_key[index];
-    return NGX_CONF_OK;
-}
-
 ngx_int_t ngx_http_acme_serve(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
                               ngx_http_acme_cert_t *cert, ngx_str_t *state_path, SSL_CTX *ctx) {
     // Servers that share a certificate share its entry, made by the first
@@ -450,6 +407,11 @@ ngx_int_t ngx_http_acme_serve(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
                           "fallback until it is renewed",
                           served->crt_path.data, error.c_str());
         }
+        if (!ngx_http_acme_install_fallback(amcf, cert->key_type, ctx)) {
+            ngx_ssl_error(NGX_LOG_EMERG, cf->log, 0,
+                          const_cast<char *>("acme: SSL_CTX_use_cert_and_key(fallback) failed"));
+            return NGX_ERROR;
+        }
         return NGX_OK;
     }
     if (!install(ctx, pair)) {
@@ -469,7 +431,7 @@ ngx_int_t ngx_http_acme_serve(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
 }
 
 // nginx derives a server's session id context from its certificates, but
-// every acme server starts with the same in-memory fallback: mix in the
+// every acme server has the same "$acme_fallback_certificate": mix in the
 // certificates' basenames, so that a session cached for one server is not
 // resumed by another that shares the session cache.
 ngx_int_t ngx_http_acme_session_id(ngx_conf_t *cf, const char *protocol, ngx_array_t *list,

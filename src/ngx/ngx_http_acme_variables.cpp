@@ -1,10 +1,7 @@
-// nginx-acme's $acme_certificate and $acme_certificate_key, and the take-over
-// of servers that use them: such a server is served from its SSL context,
-// hot-swapped like any other, instead of re-parsing PEM on every handshake.
-#include <openssl/ssl.h>
-
-#include <vector>
-
+// nginx-acme's $acme_certificate and $acme_certificate_key. A server that
+// uses them in ssl_certificate is served from its SSL context, hot-swapped
+// like any other, instead of re-parsing PEM on every handshake
+// (ngx_http_acme_take_over); elsewhere they give the PEM served now.
 #include "ngx/ngx_http_acme.h"
 
 namespace {
@@ -57,36 +54,6 @@ ngx_int_t ngx_http_acme_variable(ngx_http_request_t *r, ngx_http_variable_value_
     return NGX_OK;
 }
 
-bool is_variable(const ngx_str_t &value, const char *name) {
-    size_t n = ngx_strlen(name);
-    if (value.len == n + 1 && value.data[0] == '$') {
-        return ngx_strncmp(value.data + 1, name, n) == 0;
-    }
-    return value.len == n + 3 && ngx_strncmp(value.data, "${", 2) == 0 &&
-           ngx_strncmp(value.data + 2, name, n) == 0 && value.data[n + 2] == '}';
-}
-
-bool is_fallback(const ngx_http_acme_main_conf_t *amcf, const ngx_str_t &value) {
-    for (const ngx_str_t &fallback : amcf->fallback_cert) {
-        if (fallback.data != nullptr && value.data == fallback.data) {
-            return true;
-        }
-    }
-    return false;
-}
-
-// Drops the entries flagged in `drop` from an array of compiled values.
-void compact(ngx_array_t *values, const std::vector<bool> &drop) {
-    auto *elts = static_cast<ngx_http_complex_value_t *>(values->elts);
-    ngx_uint_t kept = 0;
-    for (ngx_uint_t i = 0; i < values->nelts; i++) {
-        if (!drop[i]) {
-            elts[kept++] = elts[i];
-        }
-    }
-    values->nelts = kept;
-}
-
 // Every use nginx compiled (ssl_certificate, return, add_header, log
 // formats, ...) has looked the variable up by index by now.
 bool variable_indexed(ngx_conf_t *cf, const ngx_str_t &name) {
@@ -112,7 +79,7 @@ ngx_int_t ngx_http_acme_add_variables(ngx_conf_t *cf) {
         var->get_handler = v->get_handler;
         var->data = v->data;
     }
-    return NGX_OK;
+    return ngx_http_acme_add_fallback_variables(cf);
 }
 
 void ngx_http_acme_drop_unused_pem(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf) {
@@ -127,64 +94,4 @@ void ngx_http_acme_drop_unused_pem(ngx_conf_t *cf, ngx_http_acme_main_conf_t *am
             ngx_http_acme_forget_pem(&served[i].pem_key);
         }
     }
-}
-
-// Called in this module's merge, which runs after nginx's ssl module made the
-// server's context with a certificate callback because some ssl_certificate
-// has variables. The module's own entries (the fallbacks pushed by
-// acme_certificate and `$acme_certificate`/`$acme_certificate_key` pairs)
-// leave the per-handshake list: the fallbacks are loaded into the context
-// the way nginx loads static certificates, and ngx_http_acme_serve then
-// installs the stored certificate over them. When no other variables
-// remain, the callback goes too.
-ngx_int_t ngx_http_acme_take_over_certificates(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,
-                                               ngx_http_ssl_srv_conf_t *sscf) {
-    auto *certs = static_cast<ngx_str_t *>(sscf->certificates->elts);
-    auto *keys = static_cast<ngx_str_t *>(sscf->certificate_keys->elts);
-    ngx_uint_t n = sscf->certificates->nelts;
-
-    std::vector<bool> ours(n), fallback(n);
-    bool other_variables = false;
-    for (ngx_uint_t i = 0; i < n; i++) {
-        fallback[i] = is_fallback(amcf, certs[i]);
-        ours[i] = fallback[i] || (is_variable(certs[i], "acme_certificate") &&
-                                  is_variable(keys[i], "acme_certificate_key"));
-        if (!ours[i] && (ngx_http_script_variables_count(&certs[i]) != 0 ||
-                         ngx_http_script_variables_count(&keys[i]) != 0)) {
-            other_variables = true;
-        }
-    }
-
-    ngx_array_t *load_certs = ngx_array_create(cf->pool, n, sizeof(ngx_str_t));
-    ngx_array_t *load_keys = ngx_array_create(cf->pool, n, sizeof(ngx_str_t));
-    if (load_certs == nullptr || load_keys == nullptr) {
-        return NGX_ERROR;
-    }
-    for (ngx_uint_t i = 0; i < n; i++) {
-        if (!fallback[i] && (ours[i] || other_variables)) {
-            continue;
-        }
-        auto *c = static_cast<ngx_str_t *>(ngx_array_push(load_certs));
-        auto *k = static_cast<ngx_str_t *>(ngx_array_push(load_keys));
-        if (c == nullptr || k == nullptr) {
-            return NGX_ERROR;
-        }
-        *c = certs[i];
-        *k = keys[i];
-    }
-
-    if (other_variables) {
-        compact(sscf->certificate_values, ours);
-        compact(sscf->certificate_key_values, ours);
-    } else {
-        SSL_CTX_set_cert_cb(sscf->ssl.ctx, nullptr, nullptr);
-        sscf->certificate_values = nullptr;
-        sscf->certificate_key_values = nullptr;
-    }
-
-    // nginx derived the session id context from the ssl_certificate
-    // strings, the same "$acme_certificate" in every such server: merge
-    // sets it again (ngx_http_acme_session_context). Stapling cannot
-    // apply: acme certificates are swapped in later.
-    return ngx_ssl_certificates(cf, &sscf->ssl, load_certs, load_keys, sscf->passwords);
 }

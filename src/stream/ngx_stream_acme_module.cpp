@@ -34,6 +34,8 @@ extern ngx_module_t ngx_stream_core_module __attribute__((weak));
 extern ngx_module_t ngx_stream_ssl_module __attribute__((weak));
 extern const ngx_http_acme_api_t ngx_http_acme_api __attribute__((weak));
 extern ngx_module_t ngx_stream_acme_module;
+ngx_stream_variable_t *ngx_stream_add_variable(ngx_conf_t *cf, ngx_str_t *name, ngx_uint_t flags)
+    __attribute__((weak));
 }
 
 namespace {
@@ -49,6 +51,7 @@ struct ngx_stream_acme_srv_conf_t {
     ngx_array_t *certs;  // ngx_http_acme_cert_t *
 };
 
+ngx_int_t ngx_stream_acme_preconfiguration(ngx_conf_t *cf);
 void *ngx_stream_acme_create_main_conf(ngx_conf_t *cf);
 char *ngx_stream_acme_init_main_conf(ngx_conf_t *cf, void *conf);
 void *ngx_stream_acme_create_srv_conf(ngx_conf_t *cf);
@@ -85,7 +88,7 @@ ngx_command_t ngx_stream_acme_commands[] = {
     ngx_null_command};
 
 ngx_stream_module_t ngx_stream_acme_module_ctx = {
-    nullptr,                            // preconfiguration
+    ngx_stream_acme_preconfiguration,   // preconfiguration
     ngx_stream_acme_postconfiguration,  // postconfiguration
     ngx_stream_acme_create_main_conf,   // create main configuration
     ngx_stream_acme_init_main_conf,     // init main configuration
@@ -198,6 +201,31 @@ void *ngx_stream_acme_create_srv_conf(ngx_conf_t *cf) {
     return ascf;
 }
 
+// The fallback's variables, which acme_certificate puts in ssl_certificate
+// as in http (ngx_http_acme_fallback.cpp): never evaluated, the merge takes
+// them out again.
+ngx_int_t fallback_variable(ngx_stream_session_t *, ngx_stream_variable_value_t *v, uintptr_t) {
+    v->not_found = 1;
+    return NGX_OK;
+}
+
+ngx_int_t ngx_stream_acme_preconfiguration(ngx_conf_t *cf) {
+    if (ngx_stream_add_variable == nullptr) {
+        return NGX_OK;  // nginx's stream module is not loaded: create_main_conf says so
+    }
+    static ngx_str_t names[] = {ngx_string(NGX_HTTP_ACME_FALLBACK_CERTIFICATE),
+                                ngx_string(NGX_HTTP_ACME_FALLBACK_KEY)};
+    for (ngx_str_t &name : names) {
+        ngx_stream_variable_t *var =
+            ngx_stream_add_variable(cf, &name, NGX_STREAM_VAR_NOCACHEABLE);
+        if (var == nullptr) {
+            return NGX_ERROR;
+        }
+        var->get_handler = fallback_variable;
+    }
+    return NGX_OK;
+}
+
 char *ngx_stream_acme_certificate(ngx_conf_t *cf, ngx_command_t *, void *conf) {
     ngx_stream_acme_main_conf_t *smcf = main_conf(cf);
     auto *ascf = static_cast<ngx_stream_acme_srv_conf_t *>(conf);
@@ -205,7 +233,8 @@ char *ngx_stream_acme_certificate(ngx_conf_t *cf, ngx_command_t *, void *conf) {
         ngx_stream_conf_get_module_srv_conf(cf, ngx_stream_ssl_module));
     smcf->certs++;
     // nginx's stream ssl module makes the server's SSL context only with
-    // certificates: the fallback goes in now, the stored one at merge.
+    // certificates: the fallback's variable goes in now, the stored
+    // certificate (or the fallback) at merge.
     return smcf->api->certificate(cf, smcf->amcf, &ascf->certs, &sscf->certificates,
                                   &sscf->certificate_keys);
 }
@@ -258,12 +287,18 @@ char *merge_srv_conf(ngx_conf_t *cf, ngx_stream_acme_srv_conf_t *ascf) {
         ascf->certs = nullptr;
     }
     if (ascf->certs != nullptr) {
+        if (ctx != nullptr && sscf->certificate_values != nullptr &&
+            smcf->api->take_over(cf, &sscf->ssl, sscf->certificates, sscf->certificate_keys,
+                                 &sscf->certificate_values, &sscf->certificate_key_values,
+                                 sscf->passwords) != NGX_OK) {
+            return NGX_HTTP_ACME_CONF_ERROR;
+        }
         if (identifiers_from_server_names(cf, smcf, ascf->certs) != NGX_OK ||
             smcf->api->serve_certificates(cf, smcf->amcf, ascf->certs, ctx) != NGX_OK) {
             return NGX_HTTP_ACME_CONF_ERROR;
         }
-        // As in http: the session id context nginx set is that of the
-        // fallback every acme server starts with.
+        // As in http: the session id context nginx set is made of the
+        // fallback's variable names, the same in every acme server.
         ngx_str_t id;
         if (ctx != nullptr &&
             (smcf->api->session_id(cf, "STREAM", ascf->certs, &id) != NGX_OK ||
