@@ -76,12 +76,12 @@ void inspect(const EngineContext& ctx, CertState& c) {
             // Every certificate of the chain must parse: a chain cut short
             // (a damaged file) is served without its intermediates, which
             // clients refuse, so it is not current.
-            split_pem_chain(*crt);
-            CertificateInfo info = inspect_certificate(*crt);
+            X509Ptr leaf;
+            CertificateInfo info = inspect_chain(*crt, &leaf);
             parsing = key_key;
             PrivateKey pkey = PrivateKey::from_pem(*key);
             parsing.clear();
-            if (!certificate_matches_key(*crt, pkey)) {
+            if (!certificate_matches_key(leaf.get(), pkey)) {
                 reason = "key mismatch";
             } else if (identifier_set(info.names) != identifier_set(c.config->identifiers)) {
                 reason = "names changed";

@@ -496,60 +496,89 @@ std::string make_csr_der(const PrivateKey& key, const std::vector<Identifier>& i
     return der;
 }
 
-std::vector<std::string> split_pem_chain(std::string_view pem) {
+namespace {
+
+// Every certificate block of a chain, parsed, in order: text between blocks
+// is ignored, as OpenSSL does when loading a chain; each block must parse,
+// so a truncated download is caught.
+template <class Each>
+void parse_pem_chain(std::string_view pem, Each&& each) {
     ERR_clear_error();
     static constexpr std::string_view begin = "-----BEGIN CERTIFICATE-----";
     static constexpr std::string_view end = "-----END CERTIFICATE-----";
-    std::vector<std::string> out;
     size_t pos = 0;
-    // Text between blocks is ignored, as OpenSSL does when loading a chain;
-    // each block must parse, so a truncated download is caught here.
+    size_t n = 0;
     while ((pos = pem.find(begin, pos)) != std::string_view::npos) {
         size_t stop = pem.find(end, pos + begin.size());
         if (stop == std::string_view::npos)
-            throw Error("malformed PEM certificate chain: certificate " +
-                        std::to_string(out.size() + 1) + " has no END line");
+            throw Error("malformed PEM certificate chain: certificate " + std::to_string(n + 1) +
+                        " has no END line");
         stop += end.size();
         std::string block(pem.substr(pos, stop - pos));
         block += '\n';
+        X509Ptr cert;
         try {
-            read_leaf(block);
+            cert = read_leaf(block);
         } catch (const Error& e) {
-            throw Error("malformed PEM certificate chain: certificate " +
-                        std::to_string(out.size() + 1) + ": " + e.what());
+            throw Error("malformed PEM certificate chain: certificate " + std::to_string(n + 1) +
+                        ": " + e.what());
         }
-        out.push_back(std::move(block));
+        each(std::move(cert), std::move(block));
+        n++;
         pos = stop;
     }
-    if (out.empty()) throw Error("no certificate in PEM data");
+    if (n == 0) throw Error("no certificate in PEM data");
+}
+
+CertificateInfo info_of(X509* cert) {
+    CertificateInfo info;
+    info.names = subject_alt_names(cert);
+    info.not_before = to_time_t(X509_get0_notBefore(cert), "notBefore");
+    info.not_after = to_time_t(X509_get0_notAfter(cert), "notAfter");
+    info.serial_hex = serial_hex(cert);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    if (X509_digest(cert, EVP_sha256(), md, &md_len) != 1) fail("X509_digest() failed");
+    info.sha256_hex = hex(std::string_view(reinterpret_cast<const char*>(md), md_len));
+    info.ari_cert_id = ari_cert_id(cert);
+    info.issuer_cn = name_entry(X509_get_issuer_name(cert), NID_commonName);
+    info.subject_cn = name_entry(X509_get_subject_name(cert), NID_commonName);
+    return info;
+}
+
+}  // namespace
+
+std::vector<std::string> split_pem_chain(std::string_view pem) {
+    std::vector<std::string> out;
+    parse_pem_chain(pem, [&](X509Ptr, std::string block) { out.push_back(std::move(block)); });
     return out;
 }
 
 CertificateInfo inspect_certificate(std::string_view pem_chain) {
     ERR_clear_error();
-    X509Ptr cert = read_leaf(pem_chain);
-    CertificateInfo info;
-    info.names = subject_alt_names(cert.get());
-    info.not_before = to_time_t(X509_get0_notBefore(cert.get()), "notBefore");
-    info.not_after = to_time_t(X509_get0_notAfter(cert.get()), "notAfter");
-    info.serial_hex = serial_hex(cert.get());
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    if (X509_digest(cert.get(), EVP_sha256(), md, &md_len) != 1) fail("X509_digest() failed");
-    info.sha256_hex = hex(std::string_view(reinterpret_cast<const char*>(md), md_len));
-    info.ari_cert_id = ari_cert_id(cert.get());
-    info.issuer_cn = name_entry(X509_get_issuer_name(cert.get()), NID_commonName);
-    info.subject_cn = name_entry(X509_get_subject_name(cert.get()), NID_commonName);
+    return info_of(read_leaf(pem_chain).get());
+}
+
+CertificateInfo inspect_chain(std::string_view pem_chain, X509Ptr* leaf) {
+    X509Ptr first;
+    parse_pem_chain(pem_chain, [&](X509Ptr cert, std::string) {
+        if (!first) first = std::move(cert);
+    });
+    CertificateInfo info = info_of(first.get());
+    if (leaf != nullptr) *leaf = std::move(first);
     return info;
+}
+
+bool certificate_matches_key(X509* leaf, const PrivateKey& key) {
+    bool match = X509_check_private_key(leaf, key.get()) == 1;
+    // A mismatch is an answer, not an error; keep the queue clean for the next caller.
+    ERR_clear_error();
+    return match;
 }
 
 bool certificate_matches_key(std::string_view pem_chain, const PrivateKey& key) {
     ERR_clear_error();
-    X509Ptr cert = read_leaf(pem_chain);
-    bool match = X509_check_private_key(cert.get(), key.get()) == 1;
-    // A mismatch is an answer, not an error; keep the queue clean for the next caller.
-    ERR_clear_error();
-    return match;
+    return certificate_matches_key(read_leaf(pem_chain).get(), key);
 }
 
 std::string make_self_signed(const PrivateKey& key, const std::vector<Identifier>& names,

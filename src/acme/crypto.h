@@ -87,7 +87,12 @@ struct CertificateInfo {
 // in order; throws acme::Error when there is none or one is malformed.
 std::vector<std::string> split_pem_chain(std::string_view pem);
 CertificateInfo inspect_certificate(std::string_view pem_chain);  // of the leaf (first)
+// The leaf's, once every certificate of the chain parsed (as split_pem_chain
+// checks); the leaf itself in *leaf. One parse of each certificate: each
+// decodes a public key, the most of what reading a store costs.
+CertificateInfo inspect_chain(std::string_view pem_chain, X509Ptr* leaf = nullptr);
 bool certificate_matches_key(std::string_view pem_chain, const PrivateKey& key);
+bool certificate_matches_key(X509* leaf, const PrivateKey& key);
 
 // A self-signed certificate for the given names (SANs; first DNS name as CN),
 // valid from now - 1 h for `days`. Used as the fallback until the CA issues

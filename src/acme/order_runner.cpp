@@ -330,8 +330,9 @@ void OrderRunner::complete_order(AcmeClient& client, AcmeSession& session, Order
     if (!c_.issuer->config->preferred_chain.empty()) {
         chain = preferred_chain(client, std::move(chain), alternates);
     }
-    CertificateInfo info = inspect_certificate(chain);
-    if (!certificate_matches_key(chain, *key)) {
+    X509Ptr leaf;
+    CertificateInfo info = inspect_chain(chain, &leaf);
+    if (!certificate_matches_key(leaf.get(), *key)) {
         discard_saved_order(ctx_, c_);
         throw Error("the certificate issued for " + quoted(c_.name) + " does not match its key");
     }

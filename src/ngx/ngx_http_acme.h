@@ -200,8 +200,8 @@ bool ngx_http_acme_install_fallback(const ngx_http_acme_main_conf_t *amcf, acme:
 // At merge, after nginx's ssl module made the context with a certificate
 // callback (http or stream: values are their complex values).
 ngx_int_t ngx_http_acme_take_over(ngx_conf_t *cf, ngx_ssl_t *ssl, ngx_array_t *certificates,
-                                  ngx_array_t *keys, ngx_array_t **values,
-                                  ngx_array_t **key_values, ngx_array_t *passwords);
+                                  ngx_array_t *keys, ngx_array_t **values, ngx_array_t **key_values,
+                                  ngx_array_t *passwords);
 
 // ngx_http_acme_ssl.cpp
 ngx_int_t ngx_http_acme_serve(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf,

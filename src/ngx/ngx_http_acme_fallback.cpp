@@ -173,8 +173,8 @@ bool ngx_http_acme_install_fallback(const ngx_http_acme_main_conf_t *amcf, acme:
 // static one, and hot-swapped. When no other variables remain, the callback
 // goes too, and the static entries are loaded the way nginx loads them.
 ngx_int_t ngx_http_acme_take_over(ngx_conf_t *cf, ngx_ssl_t *ssl, ngx_array_t *certificates,
-                                  ngx_array_t *keys, ngx_array_t **values,
-                                  ngx_array_t **key_values, ngx_array_t *passwords) {
+                                  ngx_array_t *keys, ngx_array_t **values, ngx_array_t **key_values,
+                                  ngx_array_t *passwords) {
     auto *certs = static_cast<ngx_str_t *>(certificates->elts);
     auto *key = static_cast<ngx_str_t *>(keys->elts);
     ngx_uint_t n = certificates->nelts;
@@ -220,7 +220,6 @@ ngx_int_t ngx_http_acme_take_over(ngx_conf_t *cf, ngx_ssl_t *ssl, ngx_array_t *c
     // the same in every acme server: the merge sets it again
     // (ngx_http_acme_session_context). nginx's stapling has no certificate
     // of these to staple: ours does (ngx_http_acme_ocsp.cpp).
-    return load_certs->nelts == 0
-               ? NGX_OK
-               : ngx_ssl_certificates(cf, ssl, load_certs, load_keys, passwords);
+    return load_certs->nelts == 0 ? NGX_OK
+                                  : ngx_ssl_certificates(cf, ssl, load_certs, load_keys, passwords);
 }

@@ -1,5 +1,5 @@
-// Certificates in nginx's SSL contexts: the stored certificate installed at configuration time, and the hot swap in each
-// worker when the engine has stored a new one.
+// Certificates in nginx's SSL contexts: the stored certificate installed at configuration time, and
+// the hot swap in each worker when the engine has stored a new one.
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -54,6 +54,15 @@ struct Loaded {
     acme::EvpPkeyPtr key;
 };
 
+size_t count_certificate_blocks(const std::string &pem) {
+    static const std::string begin = "-----BEGIN CERTIFICATE-----";
+    size_t n = 0;
+    for (size_t pos = pem.find(begin); pos != std::string::npos; pos = pem.find(begin, pos + 1)) {
+        n++;
+    }
+    return n;
+}
+
 // Returns false (with *error set) when the files do not hold a usable pair;
 // *mismatch tells a certificate that is not the key's (a renewal between
 // its two renames) from damaged files.
@@ -62,29 +71,36 @@ bool load_pair(const std::string &crt_pem, const std::string &key_pem, Loaded *o
     if (mismatch != nullptr) {
         *mismatch = false;
     }
-    // Every certificate of the chain must parse: a file cut short would be
-    // served without its intermediates, which clients refuse.
-    try {
-        acme::split_pem_chain(crt_pem);
-    } catch (const std::exception &e) {
-        *error = e.what();
-        return false;
-    }
     BioPtr bio(BIO_new_mem_buf(crt_pem.data(), static_cast<int>(crt_pem.size())));
     if (!bio) {
         *error = "out of memory";
         return false;
     }
     out->leaf.reset(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
-    if (!out->leaf) {
-        *error = "no certificate in the file";
-        return false;
-    }
     out->chain.reset(sk_X509_new_null());
-    while (X509 *x = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+    while (out->leaf) {
+        X509 *x = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr);
+        if (x == nullptr) {
+            break;
+        }
         sk_X509_push(out->chain.get(), x);
     }
     ERR_clear_error();  // the loop ends on a "no start line" error
+    // Every certificate of the chain must parse: a file cut short would be
+    // served without its intermediates, which clients refuse. Counted
+    // rather than parsed twice (each parse decodes a public key); the
+    // engine's parser says what is wrong.
+    size_t parsed = out->leaf ? 1 + static_cast<size_t>(sk_X509_num(out->chain.get())) : 0;
+    if (parsed == 0 || parsed < count_certificate_blocks(crt_pem)) {
+        try {
+            acme::split_pem_chain(crt_pem);
+            *error = "malformed PEM certificate chain";
+        } catch (const std::exception &e) {
+            *error = e.what();
+        }
+        ERR_clear_error();
+        return false;
+    }
 
     BioPtr kbio(BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())));
     out->key.reset(kbio ? PEM_read_bio_PrivateKey(kbio.get(), nullptr, nullptr, nullptr) : nullptr);
