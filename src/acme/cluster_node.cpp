@@ -4,6 +4,7 @@
 #include <openssl/rand.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <sstream>
 
@@ -25,6 +26,9 @@ constexpr std::chrono::seconds challenge_resync{10};
 constexpr std::chrono::seconds certificate_resync{60};
 constexpr std::chrono::seconds heartbeat_every{5};
 constexpr std::chrono::seconds heartbeat_ttl{20};
+// How long a node seen alive is waited for (its confirmations) without a
+// heartbeat: a Redis restart loses every heartbeat key.
+constexpr std::chrono::seconds peer_memory{60};
 constexpr std::chrono::seconds reconnect_delay{1};
 
 std::string answer_key(const RedisTarget& t, const std::string& kind, const std::string& name) {
@@ -183,7 +187,7 @@ void ClusterNode::share(const std::string& kind, const std::string& name,
         RedisReply receivers = redis_->command(
             {"PUBLISH", redis_keys::events(target_), kind + "+ " + node_ + " " + name});
         // Our own watcher is one of the receivers and does not confirm.
-        long long others = receivers.integer - 1;
+        long long others = std::max(receivers.integer - 1, recent_peers());
         auto deadline = std::chrono::steady_clock::now() + confirm_wait;
         while (others > 0) {
             RedisReply acks = redis_->command({"SCARD", ack_key(key)});
@@ -399,9 +403,31 @@ void ClusterNode::resync_certificates() {
     }
 }
 
+long long ClusterNode::recent_peers() {
+    auto since = std::chrono::steady_clock::now() - peer_memory;
+    std::lock_guard<std::mutex> lk(mutex_);
+    return std::count_if(peers_.begin(), peers_.end(),
+                         [&](const auto& p) { return p.second >= since; });
+}
+
 void ClusterNode::heartbeat() {
     redis_->command({"SET", target_.prefix + ":node:" + node_, std::to_string(std::time(nullptr)),
                      "EX", std::to_string(heartbeat_ttl.count())});
+    // The other nodes alive now, remembered across a Redis restart.
+    std::string prefix = target_.prefix + ":node:";
+    std::string cursor = "0";
+    auto now = std::chrono::steady_clock::now();
+    do {
+        RedisReply r = redis_->command(
+            {"SCAN", cursor, "MATCH", redis_keys::glob_prefix(prefix), "COUNT", "500"});
+        if (r.type != RedisReply::Type::array || r.elements.size() != 2) return;
+        cursor = r.elements[0].str;
+        std::lock_guard<std::mutex> lk(mutex_);
+        for (const RedisReply& k : r.elements[1].elements) {
+            std::string id = k.str.substr(prefix.size());
+            if (id != node_) peers_[id] = now;
+        }
+    } while (cursor != "0");
 }
 
 void ClusterNode::watch() {

@@ -13,12 +13,16 @@
 // "<prefix>:challenge:alpn:<server name>" (an hour to live, so a dead
 // node's do not linger). A node that has published an answer locally adds
 // itself to "<prefix>:ack:<answer key>"; the publisher tells the CA once
-// every node that received the message has, or after a bounded wait. Every
-// node renews "<prefix>:node:<id>" (its heartbeat) while it runs. A
-// periodic resync catches what a node missed while disconnected.
+// every node that received the message has, and every node whose heartbeat
+// it saw lately (one whose subscription is not back yet after a Redis
+// restart receives nothing, but resyncs within a second or two), or after a
+// bounded wait. Every node renews "<prefix>:node:<id>" (its heartbeat)
+// while it runs. A periodic resync catches what a node missed while
+// disconnected.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -80,6 +84,8 @@ private:
     void resync_challenges();
     void resync_certificates();
     void heartbeat();
+    // Other nodes whose heartbeat was seen within peer_memory.
+    long long recent_peers();
     void report_storage_state(bool connected);
     // Publishes what Redis holds under an answer key into the local zone.
     void learn(const std::string& kind, const std::string& name);
@@ -102,6 +108,8 @@ private:
     std::set<std::string> unopened_;                   // certificates whose sealed key did not open
     std::map<std::string, Learned> learned_;           // by answer key, others' answers
     std::set<std::string> own_;                        // answer keys this node published
+    // Other nodes by id: when their heartbeat was last seen (by the watcher).
+    std::map<std::string, std::chrono::steady_clock::time_point> peers_;
 
     std::atomic<bool> connected_{false};
     StatusBoard* status_ = nullptr;
