@@ -28,7 +28,7 @@
 #    name serves Pebble's certificate. BENCH_RENEWALS=0 skips it.
 # 6. Idle helper: its CPU over BENCH_IDLE (120) s after start-up settled
 #    (BENCH_SETTLE, 30 s, also reported), and the requests the CA saw.
-#    BENCH_IDLE=0 skips it.
+#    BENCH_IDLE=0 skips it; BENCH_COMPARE=0 skips 1 to 4.
 #
 # Progress goes to stderr, the Markdown report to stdout. Exit status 1 if
 # any run failed.
@@ -58,6 +58,7 @@ my $IDLE     = $ENV{BENCH_IDLE}     // 120;
 my $SETTLE   = $ENV{BENCH_SETTLE}   // 30;
 my $WAIT     = $ENV{BENCH_WAIT}     // 300;
 my $CHECK_ALL = $ENV{BENCH_CHECK_ALL} // 1;    # every name once (minutes at 10,000)
+my $COMPARE  = $ENV{BENCH_COMPARE}  // 1;    # 0: only renewals and the idle helper
 my $MAKE_STORE = $ENV{BENCH_MAKE_STORE} // "$FindBin::Bin/../build/bench-make-store";
 
 die "usage: $0 [N]   (N: number of server blocks)\n" unless $N =~ /^\d+$/ && $N >= 1;
@@ -226,7 +227,7 @@ sub fail {
 }
 
 my %r;    # kind => figure => [values]
-for my $rep (1 .. $REPS) {
+for my $rep (1 .. ($COMPARE ? $REPS : 0)) {
     for my $kind (qw(managed static)) {
         my $x = $kind{$kind};
         progress("$kind run $rep/$REPS: nginx -t ...");
@@ -273,6 +274,8 @@ for my $rep (1 .. $REPS) {
 # BENCH_RENEWALS=0 and BENCH_IDLE=0 skip them (the comparison alone).
 if ($RENEWALS > 0 || $IDLE > 0) {
     progress('managed: start for renewals and the idle helper ...');
+    # The workers log each install at info.
+    $t->write_nginx_conf(config(0), log_level => 'info');
     $t->start_nginx(timeout => $WAIT);
     if (defined wait_served($t, \@sample, time)) {
         renewals($t) if $RENEWALS > 0;
@@ -378,15 +381,17 @@ my $out = sprintf "### bench-scale, %d certificates, %s\n\n", $N,
 $out .= sprintf "%s CPUs (%s), Linux %s, nginx %s, %d runs, load average %s at start and %s at end, %.0f s in all.\n\n",
     slurp_cmd('nproc'), $cpu, slurp_cmd('uname -r'), $nginx_v, $REPS, $LOAD_START, loadavg(),
     time - $started_at;
-$out .= "| | Managed (median) | Static (median) | Managed/static |\n|---|---:|---:|---:|\n";
-for my $f ([test => '`nginx -t`'], [start => 'Start until served'], [reload => 'Reload until served']) {
-    my ($m, $s) = (median(@{ $r{managed}{ $f->[0] } }), median(@{ $r{static}{ $f->[0] } }));
-    $out .= sprintf "| %s | %s | %s | %s |\n", $f->[1], f2($m), f2($s), ratio($m, $s);
-}
-for my $f ([rss => 'Worker RSS per certificate'], [pss => 'Worker PSS per certificate'],
-    [master_rss => 'Master RSS per certificate']) {
-    my ($m, $s) = (median(@{ $r{managed}{ $f->[0] } }), median(@{ $r{static}{ $f->[0] } }));
-    $out .= sprintf "| %s | %.1f kB | %.1f kB | %s |\n", $f->[1], $m / $N, $s / $N, ratio($m, $s);
+if ($COMPARE) {
+    $out .= "| | Managed (median) | Static (median) | Managed/static |\n|---|---:|---:|---:|\n";
+    for my $f ([test => '`nginx -t`'], [start => 'Start until served'], [reload => 'Reload until served']) {
+        my ($m, $s) = (median(@{ $r{managed}{ $f->[0] } }), median(@{ $r{static}{ $f->[0] } }));
+        $out .= sprintf "| %s | %s | %s | %s |\n", $f->[1], f2($m), f2($s), ratio($m, $s);
+    }
+    for my $f ([rss => 'Worker RSS per certificate'], [pss => 'Worker PSS per certificate'],
+        [master_rss => 'Master RSS per certificate']) {
+        my ($m, $s) = (median(@{ $r{managed}{ $f->[0] } }), median(@{ $r{static}{ $f->[0] } }));
+        $out .= sprintf "| %s | %.1f kB | %.1f kB | %s |\n", $f->[1], $m / $N, $s / $N, ratio($m, $s);
+    }
 }
 if ($r{renewals}) {
     $out .= sprintf "\n%d renewals (renew-now against Pebble): installed in every worker after %s, served after %s; "

@@ -13,7 +13,8 @@ namespace acme {
 namespace {
 
 constexpr std::uint32_t magic_value = 0x41435354;  // "ACST"
-constexpr std::uint32_t layout_version = 2;        // 2: IssuerSlot::dns_persist
+constexpr std::uint32_t layout_version =
+    3;  // 2: IssuerSlot::dns_persist; 3: hashed certificate slots
 
 struct StatusHeader {
     std::uint32_t magic;
@@ -189,7 +190,25 @@ void store(IssuerSlot& s, const IssuerStatus& st) {
     s.dns_persist.set(pack_records(st.dns_persist));
 }
 
-// The slot of `key`, or a free one when `claim`; null when neither.
+template <typename Slot, typename Name>
+bool holds(const Slot& s, Name Slot::*name, std::string_view key, std::uint64_t hash) {
+    auto& text = s.*name;
+    return reinterpret_cast<const std::uint64_t*>(&s)[1] == hash &&
+           text.len == std::min(key.size(), sizeof(text.data)) &&
+           std::memcmp(text.data, key.data(), text.len) == 0;
+}
+
+template <typename Slot, typename Name>
+Slot* claim_slot(Slot* free, Name Slot::*name, std::string_view key, std::uint64_t hash) {
+    std::memset(static_cast<void*>(free), 0, sizeof(Slot));
+    free->in_use = 1;
+    reinterpret_cast<std::uint64_t*>(free)[1] = hash;
+    (free->*name).set(key);
+    return free;
+}
+
+// The issuer slot of `key`, or a free one when `claim`; null when neither.
+// Issuers are few and leave the table one by one: a plain scan.
 template <typename Slot, typename Name>
 Slot* find(Slot* table, std::uint64_t n, Name Slot::*name, std::string_view key, bool claim) {
     std::uint64_t hash = fnv1a(key);
@@ -198,21 +217,34 @@ Slot* find(Slot* table, std::uint64_t n, Name Slot::*name, std::string_view key,
         Slot& s = table[i];
         if (!s.in_use) {
             if (free == nullptr) free = &s;
-            continue;
-        }
-        auto& text = s.*name;
-        if (text.len == std::min(key.size(), sizeof(text.data)) &&
-            std::memcmp(text.data, key.data(), text.len) == 0 &&
-            reinterpret_cast<const std::uint64_t*>(&s)[1] == hash) {
+        } else if (holds(s, name, key, hash)) {
             return &s;
         }
     }
-    if (!claim || free == nullptr) return nullptr;
-    std::memset(static_cast<void*>(free), 0, sizeof(Slot));
-    free->in_use = 1;
-    reinterpret_cast<std::uint64_t*>(free)[1] = hash;
-    (free->*name).set(key);
-    return free;
+    return claim && free != nullptr ? claim_slot(free, name, key, hash) : nullptr;
+}
+
+// The certificate slot of `key`: open addressing with linear probing from
+// the key's hash, so that a lookup costs the same at 10,000 certificates
+// as at 10 (each status update of the engine, each renew-now request and
+// each certificate of a status page is one). Certificates leave the table
+// only all at once (renew_epoch), so a free slot ends every probe, and a
+// third of the slots stays free (certificate_slots_for).
+CertificateSlot* find_certificate(CertificateSlot* table, std::uint64_t n, std::string_view key,
+                                  bool claim) {
+    std::uint64_t hash = fnv1a(key);
+    for (std::uint64_t i = 0, at = hash % n; i < n; i++, at = at + 1 == n ? 0 : at + 1) {
+        CertificateSlot& s = table[at];
+        if (!s.in_use) {
+            return claim ? claim_slot(&s, &CertificateSlot::id, key, hash) : nullptr;
+        }
+        if (holds(s, &CertificateSlot::id, key, hash)) return &s;
+    }
+    return nullptr;
+}
+
+std::uint64_t certificate_slots_for(std::size_t certificates) {
+    return std::max<std::size_t>(certificates, 1) * 3 / 2 + 1;
 }
 
 }  // namespace
@@ -226,7 +258,8 @@ std::size_t StatusBoard::size_for(std::size_t certificates, std::size_t issuers)
     // Never empty: a configuration can grow by a reload into a new area.
     certificates = std::max<std::size_t>(certificates, 1);
     issuers = std::max<std::size_t>(issuers, 1);
-    return header_size + align_up(certificates * sizeof(CertificateSlot), 64) +
+    return header_size +
+           align_up(certificate_slots_for(certificates) * sizeof(CertificateSlot), 64) +
            issuers * sizeof(IssuerSlot);
 }
 
@@ -240,7 +273,7 @@ void StatusBoard::format(std::size_t certificate_count, std::size_t issuer_count
     h->magic = magic_value;
     h->version = layout_version;
     h->size = size_;
-    h->certificate_slots = std::max<std::size_t>(certificate_count, 1);
+    h->certificate_slots = certificate_slots_for(certificate_count);
     h->issuer_slots = std::max<std::size_t>(issuer_count, 1);
     h->epoch.store(1);
 }
@@ -283,8 +316,7 @@ bool StatusBoard::update_certificate(std::uint64_t epoch, std::string_view id,
     {
         SpinGuard guard(h->lock);
         if (h->epoch.load() != epoch) return false;
-        CertificateSlot* s =
-            find(certificates(base_), h->certificate_slots, &CertificateSlot::id, id, true);
+        CertificateSlot* s = find_certificate(certificates(base_), h->certificate_slots, id, true);
         if (s == nullptr) return false;
         load(*s, st);
     }
@@ -295,8 +327,7 @@ bool StatusBoard::update_certificate(std::uint64_t epoch, std::string_view id,
     change(st);
     SpinGuard guard(h->lock);
     if (h->epoch.load() != epoch) return false;
-    CertificateSlot* s =
-        find(certificates(base_), h->certificate_slots, &CertificateSlot::id, id, true);
+    CertificateSlot* s = find_certificate(certificates(base_), h->certificate_slots, id, true);
     if (s == nullptr) return false;
     if (s->renew_requested != asked && st.renew_requested == asked) {
         st.renew_requested = s->renew_requested;
@@ -324,8 +355,7 @@ std::optional<CertificateStatus> StatusBoard::certificate(std::string_view id) c
     Header* h = header();
     CertificateStatus st;
     SpinGuard guard(h->lock);
-    CertificateSlot* s =
-        find(certificates(base_), h->certificate_slots, &CertificateSlot::id, id, false);
+    CertificateSlot* s = find_certificate(certificates(base_), h->certificate_slots, id, false);
     if (s == nullptr) return std::nullopt;
     load(*s, st);
     return st;
@@ -346,8 +376,7 @@ bool StatusBoard::request_renewal(std::string_view id, std::time_t now) {
     Header* h = header();
     {
         SpinGuard guard(h->lock);
-        CertificateSlot* s =
-            find(certificates(base_), h->certificate_slots, &CertificateSlot::id, id, true);
+        CertificateSlot* s = find_certificate(certificates(base_), h->certificate_slots, id, true);
         if (s == nullptr) return false;
         s->renew_requested = std::max<std::int64_t>(now, 1);
     }

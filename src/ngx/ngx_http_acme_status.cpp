@@ -251,21 +251,31 @@ ngx_int_t renew(ngx_http_request_t *r, ngx_http_acme_main_conf_t *amcf) {
     std::time_t now = ngx_time();
     std::string ids;
     bool full = false;
-    for (const acme::CertificateView &v : certificate_views(amcf, nullptr)) {
-        bool match = v.id == wanted;
-        for (const std::string &n : v.names) {
-            match = match || n == wanted;
+    // A look at each certificate's names, nothing copied: with thousands of
+    // certificates a request must not cost more than the renewal itself.
+    ngx_str_t target = {wanted.size(), reinterpret_cast<u_char *>(wanted.data())};
+    auto **certs = static_cast<ngx_http_acme_cert_t **>(amcf->certs.elts);
+    for (ngx_uint_t i = 0; i < amcf->certs.nelts; i++) {
+        const ngx_http_acme_cert_t *c = certs[i];
+        if (c->first != c) {
+            continue;
+        }
+        bool match = ngx_http_acme_str_eq(c->basename, target);
+        auto *names = static_cast<const ngx_str_t *>(c->identifiers.elts);
+        for (ngx_uint_t k = 0; !match && k < c->identifiers.nelts; k++) {
+            match = ngx_http_acme_str_eq(names[k], target);
         }
         if (!match) {
             continue;
         }
-        if (board == nullptr || !board->request_renewal(v.id, now)) {
+        std::string id = ngx_http_acme_string(c->basename);
+        if (board == nullptr || !board->request_renewal(id, now)) {
             full = true;
             continue;
         }
-        ids += (ids.empty() ? "" : ", ") + acme::json_quote(v.id);
+        ids += (ids.empty() ? "" : ", ") + acme::json_quote(id);
         ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                      "acme: renewal of certificate \"%s\" requested", v.id.c_str());
+                      "acme: renewal of certificate \"%s\" requested", id.c_str());
     }
     if (ids.empty()) {
         return send_json(r, full ? NGX_HTTP_SERVICE_UNAVAILABLE : NGX_HTTP_NOT_FOUND,

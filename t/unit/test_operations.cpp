@@ -49,6 +49,25 @@ acme::events::CertificateState state(const std::string& id) {
     return e;
 }
 
+TEST(StatusBoard, EveryCertificateOfAThousandIsFoundAndRenewedAlone) {
+    Area a(1000);
+    std::uint64_t epoch = a.board.epoch();
+    for (int i = 0; i < 1000; i++) {
+        std::string id = "site" + std::to_string(i) + ".test-0123abcd";
+        ASSERT_TRUE(a.board.update_certificate(epoch, id, [i](CertificateStatus& s) {
+            s.not_after = 1000 + i;
+        })) << id;
+    }
+    for (int i = 0; i < 1000; i++) {
+        auto c = a.board.certificate("site" + std::to_string(i) + ".test-0123abcd");
+        ASSERT_TRUE(c) << i;
+        EXPECT_EQ(c->not_after, 1000 + i);
+    }
+    EXPECT_FALSE(a.board.certificate("site1000.test-0123abcd"));
+    EXPECT_TRUE(a.board.request_renewal("site500.test-0123abcd", 77));
+    EXPECT_EQ(a.board.take_renew_requests(), std::vector<std::string>{"site500.test-0123abcd"});
+}
+
 TEST(StatusBoard, RecordsAndEpochs) {
     Area a(2);
     EXPECT_TRUE(a.board.formatted());
@@ -58,14 +77,19 @@ TEST(StatusBoard, RecordsAndEpochs) {
         s.error_detail = std::string(5000, 'x');  // cut to the slot
     }));
     EXPECT_TRUE(a.board.update_certificate(epoch, "two", [](CertificateStatus&) {}));
-    EXPECT_FALSE(a.board.update_certificate(epoch, "three", [](CertificateStatus&) {}))
-        << "no room beyond the configured count";
+    // Slots for the configured count and a half more (hashed: a third stays
+    // free), then no room.
+    EXPECT_TRUE(a.board.update_certificate(epoch, "three", [](CertificateStatus&) {}));
+    EXPECT_TRUE(a.board.update_certificate(epoch, "four", [](CertificateStatus&) {}));
+    EXPECT_FALSE(a.board.update_certificate(epoch, "five", [](CertificateStatus&) {}))
+        << "no room beyond the slots";
     auto one = a.board.certificate("one");
     ASSERT_TRUE(one);
     EXPECT_EQ(one->id, "one");
     EXPECT_EQ(one->not_after, 42);
     EXPECT_EQ(one->error_detail.size(), StatusBoard::max_error_detail);
-    EXPECT_FALSE(a.board.certificate("three"));
+    EXPECT_FALSE(a.board.certificate("five"));
+    for (const char* id : {"two", "three", "four"}) EXPECT_TRUE(a.board.certificate(id)) << id;
 
     // A new configuration: the old engine's writes stop, records are gone,
     // issuer counters stay.
