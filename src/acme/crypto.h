@@ -33,6 +33,11 @@ struct X509Free {
 using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyFree>;
 using X509Ptr = std::unique_ptr<X509, X509Free>;
 
+// A PEM private key (PKCS#8 or traditional, not encrypted), or null with
+// OpenSSL's error queue set. Thread-safe; see crypto.cpp for why it is not
+// PEM_read_bio_PrivateKey.
+EvpPkeyPtr decode_private_key_pem(std::string_view pem);
+
 class PrivateKey {
 public:
     static PrivateKey generate(KeyType type);

@@ -102,8 +102,7 @@ bool load_pair(const std::string &crt_pem, const std::string &key_pem, Loaded *o
         return false;
     }
 
-    BioPtr kbio(BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())));
-    out->key.reset(kbio ? PEM_read_bio_PrivateKey(kbio.get(), nullptr, nullptr, nullptr) : nullptr);
+    out->key = acme::decode_private_key_pem(key_pem);
     if (!out->key) {
         *error = "no private key in the key file";
         ERR_clear_error();

@@ -541,6 +541,48 @@ TEST(Crypto, SplitPemChain) {
     }
 }
 
+TEST(Crypto, InspectChainParsesEveryCertificateOnceAndGivesTheLeaf) {
+    std::string leaf = acme::make_self_signed(key_of(KeyType::ecdsa256), {dns("leaf.example")}, 1);
+    std::string issuer = acme::make_self_signed(key_of(KeyType::ecdsa384), {dns("ca.example")}, 1);
+    acme::X509Ptr first;
+    acme::CertificateInfo info = acme::inspect_chain(leaf + issuer, &first);
+    EXPECT_EQ(info.subject_cn, "leaf.example");
+    ASSERT_TRUE(first);
+    EXPECT_TRUE(acme::certificate_matches_key(first.get(), key_of(KeyType::ecdsa256)));
+    EXPECT_FALSE(acme::certificate_matches_key(first.get(), key_of(KeyType::ecdsa384)));
+    EXPECT_EQ(ERR_peek_error(), 0u);
+    EXPECT_THROW(acme::inspect_chain(leaf + issuer.substr(0, issuer.size() / 2)), acme::Error);
+    EXPECT_THROW(acme::inspect_chain(""), acme::Error);
+}
+
+// decode_private_key_pem reuses one decoder per thread: a failure, another
+// key type or another format in between changes nothing.
+TEST(Crypto, ReusedKeyDecoderReadsEveryTypeAfterFailures) {
+    for (int round = 0; round < 3; round++) {
+        for (KeyType type :
+             {KeyType::ecdsa256, KeyType::rsa2048, KeyType::ecdsa384, KeyType::ecdsa521}) {
+            EXPECT_FALSE(acme::decode_private_key_pem("garbage"));
+            ERR_clear_error();
+            const PrivateKey& key = key_of(type);
+            for (bool traditional : {false, true}) {
+                acme::EvpPkeyPtr got = acme::decode_private_key_pem(pem_of(key.get(), traditional));
+                ASSERT_TRUE(got) << key_type_name(type) << (traditional ? " traditional" : "");
+                EXPECT_EQ(EVP_PKEY_eq(got.get(), key.get()), 1);
+            }
+        }
+    }
+    std::vector<std::thread> threads;
+    std::atomic<int> ok{0};
+    for (int i = 0; i < 4; i++) {
+        threads.emplace_back([&] {
+            std::string pem = key_of(KeyType::ecdsa256).to_pem();
+            for (int k = 0; k < 50; k++) ok += acme::decode_private_key_pem(pem) ? 1 : 0;
+        });
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(ok.load(), 200);
+}
+
 TEST(Crypto, OpensslErrorsDrainsTheQueue) {
     std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf("nope", 4));
     EXPECT_EQ(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), nullptr);
