@@ -332,8 +332,11 @@ sub renewals {
     @others = grep { my $n = $_; !grep { $_ eq $n } @names } @others;
     defined wait_served($x, \@others, time, wait => 5)
         or fail('renewals: a name that was not renewed changed its certificate');
-    my @swaps = $x->error_log =~ /acme: installed certificate/g;
-    $r{renewals}{installs} = scalar @swaps;
+    # Each worker logs what each swap cost it (thread CPU time).
+    my @swap_ms = sort { $a <=> $b } $x->error_log($mark) =~ /acme: installed certificate "[^"]+" \(([\d.]+) ms of CPU\)/g;
+    $r{renewals}{installs} = scalar @swap_ms;
+    $r{renewals}{swap_ms} = @swap_ms
+        ? [ $swap_ms[ $#swap_ms / 2 ], $swap_ms[ int($#swap_ms * 0.95) ], $swap_ms[-1] ] : [];
     progress(sprintf('  %d renewals installed after %.1f s, served %.1f s; worker CPU per renewal %s ms; helper %.2f s',
         scalar @names, $elapsed, $took // -1,
         join('/', map { sprintf '%.2f', $_ } @{ $r{renewals}{worker_ms} }), $r{renewals}{helper_cpu}));
@@ -399,6 +402,8 @@ if ($r{renewals}) {
         $RENEWALS, f2($r{renewals}{installed}), f2($r{renewals}{seconds}),
         join(' and ', map { sprintf '%.2f', $_ } @{ $r{renewals}{worker_ms} || [] }),
         $r{renewals}{helper_cpu};
+    $out .= sprintf "Each swap, as the workers log it (%d installs): median %.2f ms of CPU, 95th percentile %.2f ms, max %.2f ms.\n",
+        $r{renewals}{installs}, @{ $r{renewals}{swap_ms} } if @{ $r{renewals}{swap_ms} || [] };
 }
 if ($r{idle}) {
     $out .= sprintf "Helper after a reload: %.2f s CPU in the first %d s (store read), %.2f s in the next %d s; "

@@ -127,8 +127,8 @@ sub far_ari {
 }
 
 sub check {
-    my ($self) = @_;
-    my $r = $self->{t}->tls_get(name => $self->{name}, ca => $self->{root});
+    my ($self, $r) = @_;
+    $r //= $self->{t}->tls_get(name => $self->{name}, ca => $self->{root});
     push @{ $self->{bad} }, $r->{verify_error} // $r->{error} // "serial $r->{serial}"
         unless $r->{verified} && $self->{good}{ $r->{serial} };
     return $r;
@@ -157,7 +157,8 @@ sub wait_renewed {
     my $r = $t->wait_for(sub {
         my $r = $t->tls_get(name => $self->{name}, ca => $self->{root});
         return $r if $r->{verified} && !$self->{good}{ $r->{serial} };
-        $self->check;
+        # The same handshake: a second one could already see the renewal.
+        $self->check($r);
         undef
     }, timeout => $opt{timeout} // 30, interval => $opt{interval} // 0.25);
     $self->{good}{ $r->{serial} } = 1 if $r;
