@@ -102,13 +102,11 @@ char *make_fallback(ngx_conf_t *cf, ngx_http_acme_main_conf_t *amcf, acme::KeyTy
         cln->data = amcf;
     }
     BIO *cbio = BIO_new_mem_buf(crt.data(), static_cast<int>(crt.size()));
-    BIO *kbio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
-    if (cbio != nullptr && kbio != nullptr) {
+    if (cbio != nullptr) {
         amcf->fallback_x509[index] = PEM_read_bio_X509(cbio, nullptr, nullptr, nullptr);
-        amcf->fallback_pkey[index] = PEM_read_bio_PrivateKey(kbio, nullptr, nullptr, nullptr);
+        BIO_free(cbio);
     }
-    BIO_free(cbio);
-    BIO_free(kbio);
+    amcf->fallback_pkey[index] = acme::decode_private_key_pem(pem).release();
     if (amcf->fallback_x509[index] == nullptr || amcf->fallback_pkey[index] == nullptr) {
         return ngx_http_acme_conf_error(cf, 0, "cannot make a fallback certificate: %s",
                                         acme::openssl_errors().c_str());

@@ -1,5 +1,6 @@
-// Certificates in nginx's SSL contexts: the stored certificate installed at configuration time, and
-// the hot swap in each worker when the engine has stored a new one.
+// Certificates in nginx's SSL contexts: the stored certificate installed
+// at configuration time, and the hot swap in each worker when the engine
+// has stored a new one (the fallback is ngx_http_acme_fallback.cpp's).
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
