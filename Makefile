@@ -17,6 +17,7 @@
 #   make bench-idle          helper CPU while idle with 1,000 certificates
 #   make bench-scale         10,000 stored certificates: nginx -t, start, reload,
 #                   memory, renewals, idle helper, against static files
+#   make bench-issue     1,000 certificates from an empty store, 4 Pebbles
 #   make bench-zone-swap     zone work per renewal and worker at 10,000
 #   make valgrind-renewals  nginx (master_process off) under valgrind: leaks
 #                   after 10 and after 100 renewals must be the same (~10 min)
@@ -81,7 +82,7 @@ else
 SAN_CHECK   := true
 endif
 
-.PHONY: all install deps unit integration check test deb demo bench bench-variables bench-idle bench-client-hello bench-scale bench-zone-swap clean format format-check fuzz fuzz-build valgrind-renewals
+.PHONY: all install deps unit integration check test deb demo bench bench-variables bench-idle bench-client-hello bench-scale bench-issue bench-zone-swap clean format format-check fuzz fuzz-build valgrind-renewals
 
 JOBS        ?= $(shell nproc)
 
@@ -217,6 +218,12 @@ $(BUILD)/bench-zone-swap: scripts/bench_zone_swap.cpp src/acme/shared_state.cpp 
 
 bench-zone-swap: $(BUILD)/bench-zone-swap
 	$(BUILD)/bench-zone-swap $(BENCH_N) && $(BUILD)/bench-zone-swap-all $(BENCH_N)
+
+# Issuing from an empty store over several Pebbles (docs/performance.md,
+# "Issuing 1,000 and 10,000"): BENCH_ISSUE="N PEBBLES ORDERS".
+BENCH_ISSUE ?= 1000 4 4
+bench-issue: deps $(MODULE)
+	ACME_MODULE=$(MODULE) PEBBLE_DIR=$(PEBBLE_DIR) perl -I t/lib scripts/bench-issue.pl $(BENCH_ISSUE)
 
 bench-scale: deps $(MODULE) $(BUILD)/bench-make-store
 	ACME_MODULE=$(MODULE) PEBBLE_DIR=$(PEBBLE_DIR) BENCH_MAKE_STORE=$(BUILD)/bench-make-store \
