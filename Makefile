@@ -166,13 +166,12 @@ FAILURE_LOG := $(BUILD)/integration-failures.log
 # The integration test scripts (TESTS="t/10-first-light.t t/40-tls-alpn.t").
 TESTS       ?= t/
 
-integration: $(MODULE) $(BUILD)/bench-make-store
+integration: $(MODULE)
 	@rm -f $(FAILURE_LOG)
 ifneq ($(SANITIZE),)
 	rm -rf $(SANITIZER_LOGS) && mkdir -p -m 1777 $(SANITIZER_LOGS)
 endif
 	$(SAN_NGINX_ENV) ACME_MODULE=$(MODULE) PEBBLE_DIR=$(PEBBLE_DIR) ACME_TEST_FAILURE_LOG=$(abspath $(FAILURE_LOG)) \
-	    ACME_MAKE_STORE=$(abspath $(BUILD)/bench-make-store) \
 	    $(if $(wildcard $(DEB)),ACME_DEB=$(DEB)) prove -j2 -I t/lib $(TESTS) || { \
 	    cat $(FAILURE_LOG) 2>/dev/null; echo "=== failed test scripts"; grep '^=== t/' $(FAILURE_LOG) 2>/dev/null; \
 	    $(SAN_CHECK); exit 1; }

@@ -41,8 +41,10 @@ my $filler = $t->fill_fs($state);
 is $t->fs_free_blocks($state), 0, 'the disk is full';
 my $f1 = $f->wait_failure($mark);
 ok $f1, 'the attempt fails' or die('no failure');
-like $f1, qr/failed: \w+\(\) "\Q$base\E\.order\.json\.tmp\.\d+\.\d+" failed: No space left on device/,
+# (The saved order is written in place, without a temporary file.)
+like $f1, qr/failed: \w+\(\) "\Q$base\E\.order\.json" failed: No space left on device/,
     'the error names the file and the cause';
+ok !-e "$base.order.json", 'and leaves no half-written order';
 like $t->error_log($mark), qr/\[error\].*acme: \w+\(\) "\Q$base\E\.json\.tmp\.\d+\.\d+" failed: No space left on device/,
     'so does the record that could not be written';
 store_intact('full');

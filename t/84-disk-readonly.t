@@ -51,7 +51,7 @@ ok $t->wait_for(sub { $f->check; $t->pebble_orders == 2 }, timeout => 30, interv
 $t->set_read_only($state, 1);
 my $f2 = $f->wait_failure($mark);
 ok $f2, 'and fails';
-like $f2, qr/failed: open\(\) "\Q$base\E\.order\.json\.tmp\.\d+\.\d+" failed: Read-only file system/,
+like $f2, qr/failed: open\(\) "\Q$base\E\.order\.json" failed: Read-only file system/,
     'when it saves the order, naming the file';
 like $t->error_log($mark), qr/\[error\].*acme: open\(\) "\Q$base\E\.json\.tmp\.\d+\.\d+" failed: Read-only file system/,
     'the record cannot be written either';

@@ -325,8 +325,10 @@ void save_order(const EngineContext& ctx, const CertState& c, const std::string&
     saved.url = url;
     if (key != nullptr) saved.key = *key;
     saved.updated_at = ctx.now();
-    // A secret: it holds the new private key once the CSR is sent.
-    c.storage().store(order_key(c), format_saved_order(saved), Access::secret);
+    // A secret: it holds the new private key once the CSR is sent. Only a
+    // hint: one lost or torn in a crash costs a new order (load_saved_order
+    // discards what it cannot parse).
+    c.storage().store_hint(order_key(c), format_saved_order(saved), Access::secret);
 }
 
 void discard_saved_order(const EngineContext& ctx, const CertState& c) {

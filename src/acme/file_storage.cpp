@@ -224,6 +224,24 @@ void FileStorage::store_all(const std::vector<StoredItem>& items) {
     sync_dir();
 }
 
+void FileStorage::store_hint(std::string_view key, std::string_view content, Access access) {
+    ensure_dir(dir_);
+    mode_t mode = access == Access::secret ? 0600 : 0644;
+    std::string target = path(key);
+    int raw = ::open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (raw < 0) throw Error(sys_error("open()", target, errno));
+    Fd fd(raw);
+    try {
+        if (::fchmod(fd.get(), mode) != 0) throw Error(sys_error("fchmod()", target, errno));
+        write_all(fd.get(), content, target);
+        if (fd.close() != 0) throw Error(sys_error("close()", target, errno));
+    } catch (...) {
+        // Half a hint is none: leave nothing to be read.
+        ::unlink(target.c_str());
+        throw;
+    }
+}
+
 void FileStorage::remove(std::string_view key) {
     std::string p = path(key);
     if (::unlink(p.c_str()) != 0 && errno != ENOENT) throw Error(sys_error("unlink()", p, errno));

@@ -74,26 +74,29 @@ void LayeredStorage::store(std::string_view key, std::string_view value, Access 
     store_all({{std::string(key), std::string(value), access}});
 }
 
-void LayeredStorage::store_all(const std::vector<StoredItem>& items) {
+// Writes go to the truth first: one it did not take is not cached either.
+template <typename Write>
+void LayeredStorage::write_through(Write write) {
     try {
-        truth_->store_all(items);
+        write(*truth_);
         reachable_ = true;
     } catch (const StorageUnavailable&) {
         reachable_ = false;
         throw;
     }
-    cache_->store_all(items);
+    write(static_cast<Storage&>(*cache_));
+}
+
+void LayeredStorage::store_all(const std::vector<StoredItem>& items) {
+    write_through([&](Storage& s) { s.store_all(items); });
+}
+
+void LayeredStorage::store_hint(std::string_view key, std::string_view value, Access access) {
+    write_through([&](Storage& s) { s.store_hint(key, value, access); });
 }
 
 void LayeredStorage::remove(std::string_view key) {
-    try {
-        truth_->remove(key);
-        reachable_ = true;
-    } catch (const StorageUnavailable&) {
-        reachable_ = false;
-        throw;
-    }
-    cache_->remove(key);
+    write_through([&](Storage& s) { s.remove(key); });
 }
 
 std::vector<std::string> LayeredStorage::list(std::string_view prefix) {

@@ -33,6 +33,7 @@ public:
     std::optional<std::string> load_secret(std::string_view key) override;
     void store(std::string_view key, std::string_view value, Access access) override;
     void store_all(const std::vector<StoredItem>& items) override;
+    void store_hint(std::string_view key, std::string_view value, Access access) override;
     void remove(std::string_view key) override;
     std::vector<std::string> list(std::string_view prefix) override;
     std::optional<ItemStat> stat(std::string_view key) override { return truth_->stat(key); }
@@ -55,6 +56,8 @@ public:
 private:
     std::optional<std::string> load_layered(std::string_view key, Access access);
     std::optional<std::string> reseed(std::string_view key, Access access);
+    template <typename Write>
+    void write_through(Write write);
     // Writes the truth's value into the cache if it differs; true if it did.
     bool update_cache(std::string_view key, const std::string& value, Access access);
 

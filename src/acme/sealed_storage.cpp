@@ -57,6 +57,11 @@ void SealedStorage::store(std::string_view key, std::string_view value, Access a
     store_all({{std::string(key), std::string(value), access}});
 }
 
+void SealedStorage::store_hint(std::string_view key, std::string_view value, Access access) {
+    if (!holds_private_key(key)) return inner_->store_hint(key, value, access);
+    inner_->store_hint(key, seal_value(key_, key, value), access);
+}
+
 void SealedStorage::store_all(const std::vector<StoredItem>& items) {
     std::vector<StoredItem> sealed = items;
     for (StoredItem& item : sealed) {

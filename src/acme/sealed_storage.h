@@ -35,6 +35,7 @@ public:
     std::optional<std::string> load_secret(std::string_view key) override;
     void store(std::string_view key, std::string_view value, Access access) override;
     void store_all(const std::vector<StoredItem>& items) override;
+    void store_hint(std::string_view key, std::string_view value, Access access) override;
     void remove(std::string_view key) override { inner_->remove(key); }
     std::vector<std::string> list(std::string_view prefix) override { return inner_->list(prefix); }
     std::optional<ItemStat> stat(std::string_view key) override { return inner_->stat(key); }

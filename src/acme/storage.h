@@ -92,6 +92,13 @@ public:
     virtual std::optional<std::string> load_secret(std::string_view key) { return load(key); }
     // Replaces the item atomically: a reader sees the old or the new value.
     virtual void store(std::string_view key, std::string_view value, Access access) = 0;
+    // Replaces an item whose loss costs only repeated work (the saved
+    // order): cheaper than store(), neither atomic nor durable, so after a
+    // crash a reader may find it torn or gone and must take damage for
+    // absence. A backend without a cheaper way just stores it.
+    virtual void store_hint(std::string_view key, std::string_view value, Access access) {
+        store(key, value, access);
+    }
     // Stores several items, each atomically, in the given order.
     virtual void store_all(const std::vector<StoredItem>& items) {
         for (const StoredItem& item : items) store(item.key, item.value, item.access);

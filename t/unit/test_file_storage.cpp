@@ -103,6 +103,39 @@ TEST(FileStorage, FailedWriteLeavesNoTemporaryFile) {
     EXPECT_EQ(list(tmp.path()), (std::set<std::string>{"sub"}));
 }
 
+// The saved order's write: in place, no temporary file, the same modes and
+// the same refusal of links as store().
+TEST(FileStorage, HintIsWrittenInPlace) {
+    TempDir tmp;
+    FileStorage store(tmp.path() + "/state");
+    mode_t old = ::umask(077);
+    store.store_hint("c-1a2b3c4d.order.json", "a longer first value", acme::Access::secret);
+    ::umask(old);
+    std::string path = tmp.path() + "/state/c-1a2b3c4d.order.json";
+    struct stat first;
+    ASSERT_EQ(::stat(path.c_str(), &first), 0);
+    EXPECT_EQ(first.st_mode & 07777, 0600u);
+    store.store_hint("c-1a2b3c4d.order.json", "short", acme::Access::secret);
+    EXPECT_EQ(store.load_secret("c-1a2b3c4d.order.json"), std::optional<std::string>("short"));
+    struct stat second;
+    ASSERT_EQ(::stat(path.c_str(), &second), 0);
+    EXPECT_EQ(second.st_ino, first.st_ino) << "replaced, not rewritten";
+    EXPECT_EQ(list(tmp.path() + "/state"), (std::set<std::string>{"c-1a2b3c4d.order.json"}));
+    store.store_hint("shared.json", "s", acme::Access::shared);
+    EXPECT_EQ(mode_of(tmp.path() + "/state/shared.json"), 0644u);
+
+    // A symbolic link is not followed, and nothing is written through it.
+    std::string victim = tmp.path() + "/victim";
+    FILE* f = std::fopen(victim.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs("untouched", f);
+    std::fclose(f);
+    ASSERT_EQ(::symlink(victim.c_str(), (tmp.path() + "/state/link.order.json").c_str()), 0);
+    EXPECT_THROW(store.store_hint("link.order.json", "x", acme::Access::secret), acme::Error);
+    FileStorage outside(tmp.path());
+    EXPECT_EQ(outside.load("victim"), std::optional<std::string>("untouched"));
+}
+
 TEST(FileStorage, UnfinishedWritesAreRemoved) {
     TempDir tmp;
     FileStorage store(tmp.path());

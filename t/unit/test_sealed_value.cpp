@@ -92,6 +92,19 @@ TEST(SealedStorage, SealsOnlyPrivateKeyItems) {
     EXPECT_EQ(s.load("missing.key"), std::nullopt);
 }
 
+TEST(SealedStorage, SealsSavedOrderHints) {
+    auto inner = std::make_unique<acme_test::MemoryStorage>();
+    acme_test::MemoryStorage* raw = inner.get();
+    acme::SealedStorage s(std::move(inner), key_a);
+    std::string order = "{\"key\":\"" + pem + "\"}";
+    s.store_hint("c-1a2b3c4d.order.json", order, Access::secret);
+    s.store_hint("c-1a2b3c4d.json", "{}", Access::shared);
+    ASSERT_TRUE(raw->peek("c-1a2b3c4d.order.json"));
+    EXPECT_TRUE(acme::is_sealed(*raw->peek("c-1a2b3c4d.order.json")));
+    EXPECT_EQ(s.load_secret("c-1a2b3c4d.order.json"), order);
+    EXPECT_EQ(raw->peek("c-1a2b3c4d.json"), "{}");
+}
+
 TEST(SealedStorage, WrongKeyIsAnErrorNamingTheItemAndLeavesIt) {
     auto backend = std::make_shared<acme_test::MemoryBackend>();
     acme::SealedStorage writer(std::make_unique<acme_test::MemoryStorage>(backend), key_a);
