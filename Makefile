@@ -17,7 +17,8 @@
 #   make bench-idle          helper CPU while idle with 1,000 certificates
 #   make bench-scale         10,000 stored certificates: nginx -t, start, reload,
 #                   memory, renewals, idle helper, against static files
-#   make bench-issue     1,000 certificates from an empty store, 4 Pebbles
+#   make bench-issue     1,000 certificates from an empty store, 4 Pebbles;
+#                   BENCH_MOD_MD=1 also Apache mod_md for the same names
 #   make bench-zone-swap     zone work per renewal and worker at 10,000
 #   make valgrind-renewals  nginx (master_process off) under valgrind: leaks
 #                   after 10 and after 100 renewals must be the same (~10 min)

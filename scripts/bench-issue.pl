@@ -14,7 +14,8 @@
 # the error log shows all N "issued by" lines, then until every name serves
 # a certificate that verifies against its own issuer's root (every name is
 # polled, in order). CPU seconds of the helper, the workers and every Pebble
-# at the end. The Markdown report goes to stdout; exit status 1 on failure.
+# at the end. BENCH_MOD_MD=1 then does the same with Apache mod_md (below).
+# The Markdown report goes to stdout; exit status 1 on failure.
 use strict;
 use warnings;
 
@@ -116,8 +117,98 @@ $out .= sprintf "load average %s at start, %s at end; %d orders in Pebbles' logs
     $load_start, loadavg(), $orders, $errors;
 $out .= sprintf "| All issued (log) | All served and verified | CPU helper | CPU workers | CPU Pebbles |\n|---:|---:|---:|---:|---:|\n";
 $out .= sprintf "| %s | %s | %.2f s (%.1f ms per order) | %.2f s | %s |\n",
-    defined $issued ? sprintf('%.2f s', $issued) : 'failed', defined $served ? sprintf('%.2f s', $served) : 'failed',
+    seconds($issued), seconds($served),
     $cpu{helper}, $cpu{helper} / $N * 1000, $cpu{workers}, join(' + ', map { sprintf '%.2f', $_ } @{ $cpu{pebble} });
+$t->stop_nginx;
+$_->stop_pebble for @cas;
+$out .= mod_md_report() if $ENV{BENCH_MOD_MD};
 print $out;
 $_->cleanup for reverse @cas;
 exit $failed;
+
+sub seconds { defined $_[0] ? sprintf('%.2f s', $_[0]) : 'failed' }
+
+# BENCH_MOD_MD=1: Apache's mod_md (apache2 from Debian) for the same names,
+# after nginx is stopped, against fresh Pebbles set up the same way (each
+# MDomainSet gets its issuer's Pebble). mod_md issues into its staging
+# area and serves the certificates only after a graceful restart: "all
+# issued" counts its "has been setup" lines, "all served" follows a
+# graceful restart sent at once. CPU: Apache's processes before the
+# restart (its certificates are made in a child's watchdog thread).
+sub mod_md_report {
+    my $apache = '/usr/sbin/apache2';
+    -x $apache or die "BENCH_MOD_MD needs $apache (apt-get install apache2)\n";
+    my $a = AcmeTest->new(timeout => $WAIT + 300);
+    my @mcas = ($a, map { AcmeTest->new(timeout => $WAIT + 300) } 2 .. $P);
+    $a->start_pebble(env => \%env);
+    $_->start_pebble(env => \%env, config => { httpPort => $a->port('http'), tlsPort => $a->port('https') })
+        for @mcas[1 .. $#mcas];
+    my $dir = $a->dir;
+    my $bundle = $a->write_file('pebble-cas.pem', join '', map { AcmeTest::_slurp($_->pebble_ca_file) } @mcas);
+    my $mods = '/usr/lib/apache2/modules';
+    my ($http, $https) = ($a->port('http'), $a->port('https'));
+    mkdir "$dir/run";
+    my $conf = join "\n",
+        "ServerRoot $dir", 'ServerName localhost', "PidFile $dir/run/apache.pid",
+        "DefaultRuntimeDir $dir/run", "Mutex file:$dir/run default", "ErrorLog $dir/apache-error.log",
+        'LogLevel warn md:notice',
+        (map { "LoadModule ${_}_module $mods/mod_$_.so" } qw(mpm_event authz_core ssl md)),
+        'User nobody', 'Group nogroup', "Listen 127.0.0.1:$http", "Listen 127.0.0.1:$https https",
+        "MDStoreDir $dir/md", 'MDCertificateAgreement accepted', "MDCACertificateFile $bundle",
+        'MDContactEmail admin@issue.test', 'MDCAChallenges http-01', "MDPortMap http:$http https:$https", 'MDPrivateKeys secp256r1', '';
+    for my $k (0 .. $#names) {
+        my $uri = $mcas[$k % $P]->acme_uri;
+        $conf .= "<MDomainSet $names[$k]>\n    MDCertificateAuthority $uri\n</MDomainSet>\n"
+            . "<VirtualHost 127.0.0.1:$https>\n    ServerName $names[$k]\n    SSLEngine on\n</VirtualHost>\n";
+    }
+    $a->write_file('apache.conf', $conf);
+    my $elog = "$dir/apache-error.log";
+    my $setup = sub {
+        my $l = -e $elog ? AcmeTest::_slurp($elog) : '';
+        scalar(() = $l =~ /has been setup and changes will be activated/g)
+    };
+    progress("mod_md: $N names");
+    my $m0 = time;
+    my $pid = $a->_spawn('apache', [$apache, '-DFOREGROUND', '-d', $dir, '-f', "$dir/apache.conf"]);
+    my ($missued, $mserved);
+    $a->wait_for(sub { $missued = time - $m0 if $setup->() >= $N; defined $missued },
+        timeout => $WAIT, interval => 0.2) or progress('mod_md: only ' . $setup->() . " issued; $elog ends:\n"
+            . join '', (split /^/, AcmeTest::_slurp($elog))[-10 .. -1]);
+    my @group = grep { (getpgrp($_) // 0) == $pid } map { m{/proc/(\d+)$} ? $1 : () } glob('/proc/[0-9]*');
+    my $mcpu = cpu_seconds(@group);
+    if (defined $missued) {
+        progress(sprintf('mod_md: all %d issued after %.2f s', $N, $missued));
+        kill 'USR1', $pid;    # graceful restart: only now are they served
+        my @mroots = map { $_->pebble_root } @mcas;
+        my $k = 0;
+        $a->wait_for(sub {
+            while ($k < @names) {
+                last unless $a->tls_get(name => $names[$k], ca => $mroots[$k % $P])->{verified};
+                $k++;
+            }
+            $k == @names
+        }, timeout => 120, interval => 0.05) or progress("mod_md: only $k names verified");
+        $mserved = time - $m0 if $k == @names;
+    }
+    my $morders = 0;
+    $morders += $_->pebble_orders for @mcas;
+    $a->_stop('apache');
+    $_->cleanup for reverse @mcas;
+    my $out = sprintf "\n%s with mod_md, the same names, fresh Pebbles: %d orders.\n\n",
+        apache_version($apache), $morders;
+    $out .= "| | All issued | All served and verified | CPU |\n|---|---:|---:|---:|\n";
+    $out .= sprintf "| nginx + module | %s | %s | %.2f s (helper and workers) |\n",
+        seconds($issued), seconds($served), $cpu{helper} + $cpu{workers};
+    $out .= sprintf "| Apache mod_md | %s | %s | %.2f s (Apache's processes) |\n",
+        seconds($missued), seconds($mserved), $mcpu;
+    $out .= sprintf "| ratio | %s | %s | |\n", ratio($issued, $missued), ratio($served, $mserved);
+    return $out;
+}
+
+sub ratio { defined $_[0] && defined $_[1] ? sprintf('%.3f', $_[0] / $_[1]) : '' }
+
+sub apache_version {
+    my ($bin) = @_;
+    my $v = `$bin -v 2>/dev/null` // '';
+    return $v =~ m{Apache/(\S+)} ? "Apache $1" : 'Apache';
+}

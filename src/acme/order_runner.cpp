@@ -29,21 +29,26 @@ std::string authz_name(const Authorization& a) {
 // validate within a second or two.
 class PollDelay {
 public:
+    // The first look is immediate when the answer is usually there already
+    // (an order whose authorizations are all valid is ready), and after
+    // first_wait when the CA has work to do first (validating, issuing):
+    // at once it would find that still pending, a request for nothing.
+    explicit PollDelay(milliseconds first = milliseconds(0)) : delay_(first) {}
+
     milliseconds next(const std::optional<seconds>& retry_after) {
         if (retry_after) {
             return std::chrono::duration_cast<milliseconds>(
                 std::clamp(*retry_after, seconds(1), seconds(60)));
         }
-        // The first look is immediate: an order whose authorizations are
-        // all valid is usually ready already.
         milliseconds d = delay_;
-        delay_ =
-            delay_ == milliseconds(0) ? milliseconds(25) : std::min(delay_ * 2, milliseconds(2000));
+        delay_ = d == milliseconds(0) ? first_wait : std::min(d * 2, milliseconds(2000));
         return d;
     }
 
+    static constexpr milliseconds first_wait{25};
+
 private:
-    milliseconds delay_{0};
+    milliseconds delay_;
 };
 
 // The answers an order presented, cleaned up however the order ends.
@@ -399,7 +404,8 @@ void OrderRunner::authorize(AcmeClient& client, const Order& order, const Privat
 
     auto deadline = SteadyClock::now() + poll_limit;
     for (const Pending& p : pending) {
-        PollDelay delay;
+        // The CA validates after the response: the first look waits.
+        PollDelay delay(PollDelay::first_wait);
         std::optional<seconds> retry_after;
         for (;;) {
             ctx_.stop.pause(delay.next(retry_after));
@@ -440,7 +446,9 @@ void OrderRunner::keep_lease() {
 Order OrderRunner::wait_order(AcmeClient& client, Order order,
                               std::initializer_list<const char*> waiting) {
     auto deadline = SteadyClock::now() + poll_limit;
-    PollDelay delay;
+    // A pending order is looked at once (its authorizations were just seen
+    // valid); one that is processing has a certificate to be made first.
+    PollDelay delay(order.status == "processing" ? PollDelay::first_wait : milliseconds(0));
     auto is_waiting = [&](const std::string& status) {
         return std::any_of(waiting.begin(), waiting.end(),
                            [&](const char* w) { return status == w; });
