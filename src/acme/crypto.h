@@ -92,9 +92,10 @@ struct CertificateInfo {
 // in order; throws acme::Error when there is none or one is malformed.
 std::vector<std::string> split_pem_chain(std::string_view pem);
 CertificateInfo inspect_certificate(std::string_view pem_chain);  // of the leaf (first)
-// The leaf's, once every certificate of the chain parsed (as split_pem_chain
-// checks); the leaf itself in *leaf. One parse of each certificate: each
-// decodes a public key, the most of what reading a store costs.
+// The leaf's, with the leaf itself in *leaf; throws acme::Error like
+// split_pem_chain for a chain that is not certificates. Only the leaf is
+// parsed as X.509 (each parse decodes a public key, the most of what
+// reading a store costs); the others are checked to be well-formed DER.
 CertificateInfo inspect_chain(std::string_view pem_chain, X509Ptr* leaf = nullptr);
 bool certificate_matches_key(std::string_view pem_chain, const PrivateKey& key);
 bool certificate_matches_key(X509* leaf, const PrivateKey& key);

@@ -28,7 +28,15 @@ Scheduler::Scheduler(const EngineContext& ctx, std::vector<std::unique_ptr<CertS
     : ctx_(ctx),
       certs_(certs),
       make_http_(std::move(make_http)),
-      max_active_(static_cast<std::size_t>(std::max(1, ctx.config.max_concurrent_orders))) {}
+      max_active_(static_cast<std::size_t>(std::max(1, ctx.config.max_concurrent_orders))) {
+    for (auto& c : certs_) {
+        Storage* s = &c->storage();
+        auto group = std::find_if(stores_.begin(), stores_.end(),
+                                  [s](const StoreGroup& g) { return g.storage == s; });
+        if (group == stores_.end()) group = stores_.insert(stores_.end(), StoreGroup{s, 0, {}});
+        group->certs.push_back(c.get());
+    }
+}
 
 Scheduler::~Scheduler() {
     wake_for_stop();
@@ -116,18 +124,18 @@ void Scheduler::take_renew_requests() {
 // store) is read again at once, so that this engine's schedule and status
 // follow it instead of the certificate it had.
 void Scheduler::take_remote_changes() {
-    // The sequences first: a change that comes while we look is seen next time.
-    std::map<const Storage*, std::uint64_t> now_at;
-    for (auto& c : certs_) now_at[&c->storage()] = c->storage().change_sequence();
-    for (auto& c : certs_) {
-        Storage& s = c->storage();
-        if (now_at[&s] == changes_seen_[&s]) continue;
-        if (!c->in_flight && s.take_changed(c->basename)) {
-            c->inspected = false;
-            c->due = ctx_.now();
+    for (StoreGroup& g : stores_) {
+        // The sequence first: a change that comes while we look is seen next time.
+        std::uint64_t now_at = g.storage->change_sequence();
+        if (now_at == g.seen) continue;
+        for (CertState* c : g.certs) {
+            if (!c->in_flight && g.storage->take_changed(c->basename)) {
+                c->inspected = false;
+                c->due = ctx_.now();
+            }
         }
+        g.seen = now_at;
     }
-    changes_seen_ = std::move(now_at);
 }
 
 // A helper that was killed (kill -9, or ended by a reload in the middle of

@@ -541,7 +541,7 @@ TEST(Crypto, SplitPemChain) {
     }
 }
 
-TEST(Crypto, InspectChainParsesEveryCertificateOnceAndGivesTheLeaf) {
+TEST(Crypto, InspectChainParsesTheLeafChecksTheRestAndGivesTheLeaf) {
     std::string leaf = acme::make_self_signed(key_of(KeyType::ecdsa256), {dns("leaf.example")}, 1);
     std::string issuer = acme::make_self_signed(key_of(KeyType::ecdsa384), {dns("ca.example")}, 1);
     acme::X509Ptr first;
@@ -553,6 +553,48 @@ TEST(Crypto, InspectChainParsesEveryCertificateOnceAndGivesTheLeaf) {
     EXPECT_EQ(ERR_peek_error(), 0u);
     EXPECT_THROW(acme::inspect_chain(leaf + issuer.substr(0, issuer.size() / 2)), acme::Error);
     EXPECT_THROW(acme::inspect_chain(""), acme::Error);
+
+    // The certificates after the leaf are checked as DER, not parsed, and
+    // still refused when damaged: base64 that does not decode, DER that
+    // ends early, and bytes after the DER.
+    auto refused_second = [&](const std::string& chain, const char* what) {
+        try {
+            acme::inspect_chain(chain);
+            ADD_FAILURE() << what << ": accepted";
+        } catch (const acme::Error& e) {
+            EXPECT_NE(std::string(e.what()).find("malformed PEM certificate chain: certificate 2"),
+                      std::string::npos)
+                << what << ": " << e.what();
+        }
+        EXPECT_EQ(ERR_peek_error(), 0u) << what;
+    };
+    std::string bad_base64 = issuer;
+    bad_base64[bad_base64.find('\n') + 10] = '*';
+    refused_second(leaf + bad_base64, "bad base64");
+    auto reencoded = [](const std::vector<unsigned char>& der) {
+        BIO* bio = BIO_new(BIO_s_mem());
+        PEM_write_bio(bio, "CERTIFICATE", "", der.data(), static_cast<long>(der.size()));
+        char* text = nullptr;
+        long n = BIO_get_mem_data(bio, &text);
+        std::string pem(text, static_cast<std::size_t>(n));
+        BIO_free(bio);
+        return pem;
+    };
+    BIO* in = BIO_new_mem_buf(issuer.data(), static_cast<int>(issuer.size()));
+    acme::X509Ptr ca(PEM_read_bio_X509(in, nullptr, nullptr, nullptr));
+    BIO_free(in);
+    ASSERT_TRUE(ca);
+    unsigned char* der = nullptr;
+    int der_len = i2d_X509(ca.get(), &der);
+    ASSERT_GT(der_len, 10);
+    std::vector<unsigned char> bytes(der, der + der_len);
+    OPENSSL_free(der);
+    refused_second(leaf + reencoded({bytes.begin(), bytes.end() - 10}), "short DER");
+    std::vector<unsigned char> longer = bytes;
+    longer.push_back(0x05);
+    longer.push_back(0x00);
+    refused_second(leaf + reencoded(longer), "bytes after the DER");
+    EXPECT_EQ(acme::inspect_chain(leaf + reencoded(bytes)).subject_cn, "leaf.example");
 }
 
 // decode_private_key_pem reuses one decoder per thread: a failure, another
