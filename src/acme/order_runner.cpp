@@ -403,9 +403,12 @@ void OrderRunner::authorize(AcmeClient& client, const Order& order, const Privat
     }
 
     auto deadline = SteadyClock::now() + poll_limit;
+    bool first = true;
     for (const Pending& p : pending) {
-        // The CA validates after the response: the first look waits.
-        PollDelay delay(PollDelay::first_wait);
+        // The CA validates after the responses: the first look waits; once
+        // one authorization is valid the others usually are too.
+        PollDelay delay(first ? PollDelay::first_wait : milliseconds(0));
+        first = false;
         std::optional<seconds> retry_after;
         for (;;) {
             ctx_.stop.pause(delay.next(retry_after));
