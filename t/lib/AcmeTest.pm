@@ -416,6 +416,14 @@ The error log's contents (from C<$mark>, a byte offset from C<log_mark>,
 when given), and waiting for a line to match: returns the first matching
 line, or undef after C<$timeout> seconds (default 30).
 
+=item $t->wait_installed($name, timeout => 10, mark => $mark)
+
+Waits until every worker has logged that it installed the certificate whose
+first name is C<$name> (the C<info> line of a hot swap, so the test needs
+C<< log_level => 'info' >>). Each worker swaps on its own timer: a
+handshake that one worker answers with the new certificate says nothing of
+the others. True when all have, false after the timeout.
+
 =item AcmeTest::log_time($line), AcmeTest::next_attempt_time($line)
 
 The time (epoch seconds) of an error log line, and the time in its
@@ -1924,6 +1932,16 @@ sub error_log {
     # by the time this returns.
     select(undef, undef, undef, 0.25);
     return _slurp("$self->{dir}/error.log", $mark);
+}
+
+sub wait_installed {
+    my ($self, $name, %opt) = @_;
+    my @workers = $self->worker_pids;
+    return $self->wait_for(sub {
+        my %by = map { $_ => 1 } _slurp("$self->{dir}/error.log", $opt{mark})
+            =~ m{\[info\] (\d+)#\d+: acme: installed certificate "[^"]*/\Q$name\E-[0-9a-f]{8}\.crt"}g;
+        !grep { !$by{$_} } @workers
+    }, timeout => $opt{timeout} // 10);
 }
 
 sub wait_log {
