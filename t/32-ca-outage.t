@@ -16,7 +16,7 @@ my $lifetime = 40;
 my %pebble = (env => { PEBBLE_WFE_NONCEREJECT => 0 },
     config => { profiles => { default => { description => 'short', validityPeriod => $lifetime },
                               shortlived => undef } });
-my $t = AcmeTest->new(timeout => 240);
+my $t = AcmeTest->new(timeout => 240, log_level => 'info');
 $t->start_pebble(%pebble);
 $t->write_nginx_conf(<<'EOF2');
 http {
@@ -39,6 +39,8 @@ my $first = $t->wait_for(sub {
     $r->{verified} ? $r : undef
 }, timeout => 30);
 ok $first, 'certificate issued' or die('no certificate');
+# Until every worker has it, another one still answers with the placeholder.
+$t->wait_installed('outage.test') or die('not installed by every worker');
 # Only the ratio rule, not Pebble's +-24 h ARI window, decides here.
 $t->set_renewal_window($first->{cert_pem}, $first->{not_after} + 86400,
     $first->{not_after} + 2 * 86400);

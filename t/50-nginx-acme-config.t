@@ -112,6 +112,9 @@ ok $r, 'certificate issued, chain verifies against Pebble\'s root';
 is_deeply [sort @{ $r->{sans} || [] }], [qw(example.test www.example.test)], 'names from server_name';
 is $r->{body}, "example\n", 'request served';
 is_deeply [sort $t->worker_pids], \@workers, 'hot swap: same workers';
+# Until every worker has it, another one still serves the fallback (and
+# $acme_certificate is the fallback's, without a chain).
+$t->wait_installed('example.test') or die('not installed by every worker');
 
 # The variable follows what the server serves.
 my $pem = $t->tls_get(name => 'example.test', port => $https, request => '/pem');

@@ -11,7 +11,7 @@ use AcmeTest;
 
 AcmeTest->requires(root => 1, module => 1);
 
-my $t = AcmeTest->new(timeout => 180);
+my $t = AcmeTest->new(timeout => 180, log_level => 'info');
 $t->start_pebble(config => { ocspResponderURL => $t->ocsp_uri });
 $t->start_ocsp_responder;
 $t->write_nginx_conf(<<'EOF2');
@@ -102,6 +102,7 @@ is @ocsp && sprintf('%04o', (stat $ocsp[0])[2] & 07777), '0644', 'readable by wo
 ok !glob($t->dir . '/acme/plain.test-*.ocsp'), 'and only for the stapled one';
 
 # Renewal: a new serial, and its own response.
+my $mark = $t->log_mark;
 my $r = $t->http_get('/manage?renew=stapled.test', host => 'status.test', method => 'POST');
 is $r->{status}, 202, 'renew-now accepted' or diag explain $r;
 my $second = $t->wait_for(sub {
@@ -110,6 +111,9 @@ my $second = $t->wait_for(sub {
     $r->{verified} && $r->{serial} ne $first->{serial} ? $r : undef
 }, timeout => 90);
 ok $second, 'the renewed certificate is served' or die('no renewal');
+# Until every worker has it, another one still staples the old response to
+# the old certificate.
+$t->wait_installed('stapled.test', mark => $mark) or die('not installed by every worker');
 my $old = stapled('stapled.test', $t->port('https'));
 ok !$old->{serial} || $old->{serial} eq $second->{serial},
     'the old response is not stapled to the new certificate';
