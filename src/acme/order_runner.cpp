@@ -305,7 +305,9 @@ void OrderRunner::complete_order(AcmeClient& client, AcmeSession& session, Order
     ctx_.stop.check();
     if (order.status == "pending") {
         authorize(client, order, session.account_key());
-        order = wait_order(client, order, {"pending"});
+        // Every authorization is valid, so the order is ready (RFC 8555,
+        // 7.1.6): finalize without looking at it first, as certbot does.
+        order.status = "ready";
     }
     if (order.status == "ready") {
         // A fresh key for every certificate: renewal rotates it. It is
@@ -314,7 +316,7 @@ void OrderRunner::complete_order(AcmeClient& client, AcmeSession& session, Order
         key = PrivateKey::generate(c_.config->key_type);
         save_order(ctx_, c_, order.url, &*key);
         order =
-            client.finalize(order, make_csr_der(*key, ids, c_.issuer->config->common_name_in_csr));
+            finalize(client, order, make_csr_der(*key, ids, c_.issuer->config->common_name_in_csr));
         ctx_.stop.check();
         order = wait_order(client, order, {"ready", "processing"});
     } else if (order.status == "processing") {
@@ -468,6 +470,21 @@ Order OrderRunner::wait_order(AcmeClient& client, Order order,
         if (order.url.empty()) order.url = url;
     }
     return order;
+}
+
+// Finalizes an order taken to be ready. A CA that has not yet seen its
+// authorizations' validity answers orderNotReady: then the order is
+// polled until it leaves "pending", and finalized if it became ready.
+Order OrderRunner::finalize(AcmeClient& client, Order order, const std::string& csr_der) {
+    try {
+        return client.finalize(order, csr_der);
+    } catch (const CaError& e) {
+        if (!e.problem.is("orderNotReady")) throw;
+    }
+    ctx_.stop.check();
+    order.status = "pending";
+    order = wait_order(client, order, {"pending"});
+    return order.status == "ready" ? client.finalize(order, csr_der) : order;
 }
 
 // The profile to put in newOrder, checked against the directory's

@@ -49,6 +49,7 @@ private:
                         std::optional<PrivateKey> key);
     void authorize(AcmeClient& client, const Order& order, const PrivateKey& account_key);
     Order wait_order(AcmeClient& client, Order order, std::initializer_list<const char*> waiting);
+    Order finalize(AcmeClient& client, Order order, const std::string& csr_der);
     std::string order_profile(const Directory& directory);
     std::string preferred_chain(AcmeClient& client, std::string chain,
                                 const std::vector<std::string>& alternates);

@@ -587,6 +587,9 @@ public:
     // Polls that still say "pending" (authorization, and order once all
     // authorizations are valid) or "processing" (order after finalize).
     int pending_polls = 1;
+    // Polls of an order that still say "pending" once its authorizations
+    // are valid (a CA that has not caught up); -1: pending_polls.
+    int ready_after_polls = -1;
     std::time_t lifetime = 90 * 86400;
     std::vector<std::string> offered{"http-01", "dns-01", "tls-alpn-01"};
     // Names whose authorizations are valid already (the CA reuses them).
@@ -969,7 +972,7 @@ private:
             authzs_.push_back(a);
             o.authzs.push_back(a.n);
         }
-        o.ready_polls_left = pending_polls;
+        o.ready_polls_left = ready_after_polls >= 0 ? ready_after_polls : pending_polls;
         orders_.push_back(o);
         return answer(201, order_json(orders_.back(), false).dump(),
                       {{"location", order_url(orders_.back())}});

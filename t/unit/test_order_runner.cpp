@@ -206,6 +206,41 @@ TEST_F(OrderRunnerTest, IssuesAndStoresTheCertificate) {
     EXPECT_EQ(board.updated(), std::vector<std::string>{cert.basename});
 }
 
+// Once every authorization is valid the order is ready: finalize goes out
+// without a look at the order first (one request less per certificate).
+TEST_F(OrderRunnerTest, FinalizesWithoutLookingAtTheOrderOnceTheAuthorizationsAreValid) {
+    ca.ready_after_polls = 0;
+    attempt();
+
+    ASSERT_TRUE(cert.current);
+    std::vector<acme::HttpRequest> requests = ca.requests();
+    const std::string order = "https://ca.test/order/1";
+    auto finalize = std::find_if(requests.begin(), requests.end(), [&](const acme::HttpRequest& r) {
+        return r.url == order + "/finalize";
+    });
+    ASSERT_NE(finalize, requests.end());
+    EXPECT_EQ(std::count_if(requests.begin(), finalize,
+                            [&](const acme::HttpRequest& r) { return r.url == order; }),
+              0);
+    EXPECT_EQ(ca.count("POST", order + "/finalize"), 1);
+    EXPECT_EQ(ca.finalized(), 1);
+}
+
+// A CA that has not yet seen the authorizations' validity answers
+// orderNotReady: the order is looked at until it is ready, then finalized,
+// and that is no failure.
+TEST_F(OrderRunnerTest, AnOrderNotReadyYetIsFinalizedOnceItIs) {
+    ca.ready_after_polls = 2;
+    attempt();
+
+    ASSERT_FALSE(sink.first<events::Failed>()) << sink.first<events::Failed>()->detail;
+    ASSERT_TRUE(cert.current);
+    EXPECT_EQ(ca.count("POST", "https://ca.test/order/1/finalize"), 2);
+    EXPECT_EQ(ca.finalized(), 1);
+    EXPECT_EQ(cert.failures, 0);
+    EXPECT_EQ(sink.count<events::Issued>(), 1u);
+}
+
 TEST_F(OrderRunnerTest, EveryNameIsAnsweredBeforeTheCaIsToldToLook) {
     configure({dns("example.test"), dns("www.example.test")});
     std::vector<std::size_t> live_at_respond;
