@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "error.h"
+#include "sealed_value.h"
 #include "text.h"
 
 namespace acme {
@@ -19,6 +20,9 @@ constexpr std::time_t min_reschedule = 5;
 constexpr std::time_t max_backoff = 8 * 3600;
 // A storage that could not be reached at start-up is looked at again after this.
 constexpr std::time_t storage_recheck = 30;
+// A key that does not open with the configured encrypt_key_file is looked
+// at again after this (the operator fixes the key and reloads).
+constexpr std::time_t sealed_recheck = 300;
 
 std::string order_key(const CertState& c) { return c.basename + storage_keys::order_suffix; }
 
@@ -98,6 +102,8 @@ void inspect(const EngineContext& ctx, CertState& c) {
             }
         }
     } catch (const StorageUnavailable&) {
+        throw;
+    } catch (const SealError&) {
         throw;
     } catch (const std::exception& e) {
         reason = "unreadable: " + (parsing.empty() ? "" : quoted(storage.locate(parsing)) + ": ") +
@@ -205,6 +211,15 @@ void inspect_stored(const EngineContext& ctx, CertState& c) {
         c.inspected = false;
         c.due = ctx.now() + storage_recheck;
         ctx.report(events::StorageFailed{"certificate \"" + c.name + "\": " + e.what(), false});
+    } catch (const SealError& e) {
+        // Most likely another node's key, or a changed encrypt_key_file:
+        // every key then fails to open. Ordering anew would replace the
+        // cluster's good keys with ones the other nodes cannot open.
+        c.inspected = false;
+        c.due = ctx.now() + sealed_recheck;
+        ctx.report(events::StorageFailed{"certificate \"" + c.name + "\": " + e.what() +
+                                             "; not renewed until it opens (or is removed)",
+                                         false});
     }
 }
 

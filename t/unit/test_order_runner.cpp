@@ -17,6 +17,8 @@
 #include "acme/crypto.h"
 #include "acme/engine_context.h"
 #include "acme/order_runner.h"
+#include "acme/sealed_storage.h"
+#include "acme/sealed_value.h"
 #include "acme/storage.h"
 #include "doubles.h"
 
@@ -556,6 +558,35 @@ TEST_F(OrderRunnerTest, StorageOutOfReachAtInspection) {
     auto needed = sink.first<events::OrderNeeded>();
     ASSERT_TRUE(needed);
     EXPECT_EQ(needed->reason, "missing");
+}
+
+// A certificate key sealed with another encrypt_key_file (another node's,
+// or the key was changed) is not taken as missing: ordering anew would
+// replace the keys the rest of the cluster opens. It is looked at later.
+TEST_F(OrderRunnerTest, AKeySealedWithAnotherKeyIsNotOrderedAgain) {
+    attempt();
+    ASSERT_TRUE(cert.current);
+    const std::string ours(32, 'a'), theirs(32, 'b');
+    const std::string key_item = key_of(acme::storage_keys::key_suffix);
+    storage.store(key_item, acme::seal_value(theirs, key_item, *storage.peek(key_item)),
+                  acme::Access::secret);
+    acme::SealedStorage sealed(std::make_unique<MemoryStorage>(storage.backend()), ours);
+    issuer.storage = &sealed;
+    std::size_t needed = sink.count<events::OrderNeeded>();
+
+    acme::inspect_stored(ctx, cert);
+    EXPECT_FALSE(cert.inspected);
+    EXPECT_EQ(sink.count<events::OrderNeeded>(), needed);
+    auto all_failed = sink.all<events::StorageFailed>();
+    ASSERT_FALSE(all_failed.empty());
+    const events::StorageFailed* failed = &all_failed.back();
+    EXPECT_FALSE(failed->minor);
+    EXPECT_NE(failed->what.find("does not open with the configured encrypt_key_file"),
+              std::string::npos)
+        << failed->what;
+    EXPECT_NE(failed->what.find("not renewed until it opens"), std::string::npos);
+    EXPECT_GE(cert.due, std::time(nullptr) + 250);
+    EXPECT_EQ(ca.orders_created(), 1);
 }
 
 TEST_F(OrderRunnerTest, RenewalAfterTheCaLostTheAccountRegistersAgain) {
