@@ -13,18 +13,43 @@ namespace {
 // Issuers may share a storage and so its account.key.
 std::mutex account_key_mutex;
 
+// The lease under which a missing account key is made: engines that share
+// a store (a cluster's first start) would otherwise each make and register
+// one, and all but the last would order under an account the store lost.
+constexpr const char* account_key_lease = "account.key";
+constexpr std::chrono::seconds account_key_lease_ttl{60};
+// How long to wait for another engine making the key.
+constexpr std::chrono::seconds account_key_wait{30};
+
+std::optional<PrivateKey> stored_account_key(const IssuerState& is, const std::string& where) {
+    auto pem = is.storage->load_secret(storage_keys::account_key);
+    if (!pem) return std::nullopt;
+    try {
+        return PrivateKey::from_pem(*pem);
+    } catch (const Error& e) {
+        throw Error("account key " + quoted(where) + ": " + e.what());
+    }
+}
+
 PrivateKey load_account_key(const EngineContext& ctx, const IssuerState& is) {
     const std::string& spec = is.config->account_key;
     if (auto type = parse_key_type(spec)) {
         std::lock_guard<std::mutex> lk(account_key_mutex);
         std::string where = is.storage->locate(storage_keys::account_key);
-        if (auto pem = is.storage->load_secret(storage_keys::account_key)) {
-            try {
-                return PrivateKey::from_pem(*pem);
-            } catch (const Error& e) {
-                throw Error("account key " + quoted(where) + ": " + e.what());
+        if (auto key = stored_account_key(is, where)) return std::move(*key);
+        std::unique_ptr<Lease> lease;
+        auto deadline = std::chrono::steady_clock::now() + account_key_wait;
+        while (!(lease = is.storage->try_lease(account_key_lease, account_key_lease_ttl))) {
+            if (std::chrono::steady_clock::now() >= deadline) {
+                throw Error("account key " + quoted(where) +
+                            ": another engine is making it and has not stored it after " +
+                            std::to_string(account_key_wait.count()) + " s");
             }
+            ctx.stop.pause(std::chrono::milliseconds(200));
+            if (auto key = stored_account_key(is, where)) return std::move(*key);
         }
+        // Made while this engine waited for the lease.
+        if (auto key = stored_account_key(is, where)) return std::move(*key);
         PrivateKey key = PrivateKey::generate(*type);
         is.storage->store(storage_keys::account_key, key.to_pem(), Access::secret);
         ctx.report(events::AccountKeyCreated{is.config->name, where});

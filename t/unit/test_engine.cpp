@@ -355,7 +355,9 @@ public:
     std::vector<std::string> list(std::string_view prefix) override { return files_.list(prefix); }
     std::optional<acme::ItemStat> stat(std::string_view key) override { return files_.stat(key); }
     bool try_lock() override { return files_.try_lock(); }
-    std::unique_ptr<acme::Lease> try_lease(std::string_view, std::chrono::seconds) override {
+    std::unique_ptr<acme::Lease> try_lease(std::string_view id, std::chrono::seconds ttl) override {
+        // The account key is made under a lease too: not what is counted.
+        if (id == "account.key") return files_.try_lease(id, ttl);
         int now = ++running;
         int seen = most.load();
         while (now > seen && !most.compare_exchange_weak(seen, now)) {

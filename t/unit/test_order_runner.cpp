@@ -6,9 +6,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "acme/acme_client.h"
@@ -587,6 +589,29 @@ TEST_F(OrderRunnerTest, AKeySealedWithAnotherKeyIsNotOrderedAgain) {
     EXPECT_NE(failed->what.find("not renewed until it opens"), std::string::npos);
     EXPECT_GE(cert.due, std::time(nullptr) + 250);
     EXPECT_EQ(ca.orders_created(), 1);
+}
+
+// Engines sharing a store that start together: one makes the account key
+// under a lease, the others wait for it instead of making their own (all
+// but the last stored would be registered and then lost).
+TEST_F(OrderRunnerTest, AnAccountKeyBeingMadeElsewhereIsWaitedFor) {
+    MemoryStorage other(storage.backend());
+    std::unique_ptr<acme::Lease> making = other.try_lease("account.key", std::chrono::seconds(60));
+    ASSERT_TRUE(making);
+
+    std::string thumbprint;
+    std::thread engine(
+        [&] { thumbprint = acme::issuer_session(ctx, issuer).account_key().thumbprint(); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    EXPECT_FALSE(storage.peek(acme::storage_keys::account_key)) << "made a key of its own";
+    EXPECT_TRUE(thumbprint.empty());
+
+    PrivateKey theirs = PrivateKey::generate(KeyType::ecdsa256);
+    other.store(acme::storage_keys::account_key, theirs.to_pem(), acme::Access::secret);
+    making.reset();
+    engine.join();
+    EXPECT_EQ(thumbprint, theirs.thumbprint());
+    EXPECT_EQ(sink.count<events::AccountKeyCreated>(), 0u);
 }
 
 TEST_F(OrderRunnerTest, RenewalAfterTheCaLostTheAccountRegistersAgain) {
