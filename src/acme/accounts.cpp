@@ -48,7 +48,7 @@ PrivateKey load_account_key(const EngineContext& ctx, const IssuerState& is) {
             ctx.stop.pause(std::chrono::milliseconds(200));
             if (auto key = stored_account_key(is, where)) return std::move(*key);
         }
-        // Made while this engine waited for the lease.
+        // Stored by another engine between the first look and the lease.
         if (auto key = stored_account_key(is, where)) return std::move(*key);
         PrivateKey key = PrivateKey::generate(*type);
         is.storage->store(storage_keys::account_key, key.to_pem(), Access::secret);
